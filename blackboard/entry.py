@@ -1,0 +1,82 @@
+"""What the board holds and reports: entries, changes, causation, expectations (no I/O).
+
+These are plain frozen dataclasses; the board layer builds them from stored records with
+`blackboard.codec` and hands them to callers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["ABSENT", "ANY", "Causation", "Change", "Entry", "Expect"]
+
+
+class Expect(enum.Enum):
+    """Expectations that are not a version number."""
+
+    ABSENT = "absent"
+    ANY = "any"
+
+    def __repr__(self) -> str:
+        return f"blackboard.{self.name}"
+
+
+ABSENT = Expect.ABSENT
+"""Expect no live entry: create only (a deleted entry counts as absent)."""
+ANY = Expect.ANY
+"""Expect nothing: a blind write (a delete still needs a live entry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Causation:
+    """Why a write happened: the activation that made it and its causal depth."""
+
+    activation: str | None = None
+    depth: int = 0
+    trace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One version of one key. `value` is a model instance when a schema is bound."""
+
+    key: str
+    value: Any
+    version: int
+    revision: int
+    writer: str
+    time_ms: int
+    schema: str | None = None
+    schema_version: int | None = None
+    causation: Causation | None = None
+    deleted: bool = False
+    kind: str = "put"
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.time_ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry operation in the change log; a commit of n operations gives n changes."""
+
+    revision: int
+    key: str
+    version: int
+    kind: str
+    value: Any
+    writer: str
+    time_ms: int
+    activation: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.kind == "delete"
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.time_ms / 1000, tz=UTC)

@@ -1,0 +1,146 @@
+"""The exception tree of blackboard; the bottom layer, imports nothing of the package.
+
+Every error the package raises derives from `BlackboardError` and carries the facts a
+caller needs to decide what to do next::
+
+    BlackboardError
+    ├── InvalidKeyError            a key or board name breaks the documented charset/length
+    ├── InvalidValueError          a value cannot be encoded, or is over the size limit
+    │   └── ValidationError        a value does not validate against the key's schema
+    ├── ConflictError              an expectation (version/absent) did not hold; nothing written
+    │   └── RetryExhaustedError    update() gave up after its bounded attempts
+    ├── IdempotencyKeyReusedError  an idempotency key came back with a different request
+    ├── CorruptEntryError          the stored data under a key is not a blackboard entry
+    ├── HistoryTrimmedError        a version/revision asked for is older than retention keeps
+    ├── LeaseLostError             a fenced write whose claim or lease is no longer held
+    ├── PermissionDeniedError      the Redis ACL user may not do this (NOPERM)
+    ├── BoardUnavailableError      Redis cannot be reached or answered with an error
+    └── ServerNotFoundError        no URL given and no server binary to start one
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BlackboardError",
+    "BoardUnavailableError",
+    "ConflictError",
+    "CorruptEntryError",
+    "HistoryTrimmedError",
+    "IdempotencyKeyReusedError",
+    "InvalidKeyError",
+    "InvalidValueError",
+    "LeaseLostError",
+    "PermissionDeniedError",
+    "RetryExhaustedError",
+    "ServerNotFoundError",
+    "ValidationError",
+]
+
+
+class BlackboardError(Exception):
+    """Root of every error raised by blackboard."""
+
+
+class InvalidKeyError(BlackboardError, ValueError):
+    """A key, pattern or board name is not allowed; fix the name, nothing was sent."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"invalid key {key!r}: {reason}")
+
+
+class InvalidValueError(BlackboardError, ValueError):
+    """A value cannot be stored (not encodable, or too large); nothing was written."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"invalid value for {key!r}: {reason}")
+
+
+class ValidationError(InvalidValueError):
+    """A value failed its schema; `errors` lists (field path, message) pairs."""
+
+    def __init__(self, key: str, schema: str, errors: list[tuple[str, str]]) -> None:
+        self.schema = schema
+        self.errors = errors
+        detail = "; ".join(f"{field or '<root>'}: {msg}" for field, msg in errors)
+        super().__init__(key, f"does not match schema {schema}: {detail}")
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.errors]
+
+
+class ConflictError(BlackboardError):
+    """An expectation did not hold; nothing was written. Re-read and decide again.
+
+    `expected` is a version number, or the strings "absent"/"any"; `actual` is the version
+    found (0 when the key is absent or deleted). `current` is the entry found, when known.
+    """
+
+    def __init__(self, key: str, expected: Any, actual: int, current: Any = None) -> None:
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        self.current = current
+        super().__init__(f"conflict on {key!r}: expected version {expected}, found {actual}")
+
+
+class RetryExhaustedError(ConflictError):
+    """update() met a conflict on every one of its `attempts`; the key is too hot."""
+
+    def __init__(self, key: str, expected: Any, actual: int, attempts: int) -> None:
+        super().__init__(key, expected, actual)
+        self.attempts = attempts
+        self.args = (f"update of {key!r} gave up after {attempts} conflicting attempts",)
+
+
+class IdempotencyKeyReusedError(BlackboardError):
+    """An idempotency key was used before for a different request; pick a fresh key."""
+
+    def __init__(self, idempotency_key: str) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(f"idempotency key {idempotency_key!r} was used for a different request")
+
+
+class CorruptEntryError(BlackboardError):
+    """The data stored under a key is not a readable blackboard entry."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"corrupt entry {key!r}: {reason}")
+
+
+class HistoryTrimmedError(BlackboardError):
+    """What was asked for is older than retention keeps; `oldest` is the oldest still held."""
+
+    def __init__(self, what: str, asked: int, oldest: int) -> None:
+        self.asked = asked
+        self.oldest = oldest
+        super().__init__(f"{what} {asked} is no longer retained (oldest kept: {oldest})")
+
+
+class LeaseLostError(BlackboardError):
+    """A fenced write was refused: the claim or lease it relied on is gone. Nothing written."""
+
+    def __init__(self, fence: str, reason: str) -> None:
+        self.fence = fence
+        self.reason = reason
+        super().__init__(f"lease lost on {fence!r}: {reason}")
+
+
+class BoardUnavailableError(BlackboardError, ConnectionError):
+    """Redis could not be reached or failed; retry later or check the URL."""
+
+
+class ServerNotFoundError(BlackboardError):
+    """No Redis URL was given and no server binary exists to start a private one."""
+
+
+class PermissionDeniedError(BlackboardError, PermissionError):
+    """The Redis user may not run this command or touch this key (ACL NOPERM)."""

@@ -1,0 +1,112 @@
+"""Every Redis key name blackboard uses is built here and nowhere else (bottom layer).
+
+Board `B` keeps all of its keys under the prefix ``bb:{B}:`` so that they share one hash
+tag: one board lives on one Redis Cluster slot, and every multi-key script stays legal.
+
+=====================  ==========  ====================================================
+``bb:{B}:e:<key>``      hash        entry: ``v`` version, ``r`` revision, ``lo`` oldest
+                                    retained version, ``x`` 1 when deleted, and one field
+                                    per retained version ``<n>`` holding its record
+``bb:{B}:rev``          string      board revision counter (one step per commit)
+``bb:{B}:log``          stream      change log; event id ``<revision>-1``
+``bb:{B}:index``        zset        live entry keys (score 0, lexicographic order)
+``bb:{B}:idem:<id>``    string      idempotency record, expires after a TTL
+=====================  ==========  ====================================================
+
+Entry keys sit behind their own ``e:`` prefix so that a Redis ACL user can be limited to the
+entries of one role with a pattern such as ``~bb:{B}:e:ticket/*``.
+
+Entry keys: 1 to 512 characters from ``A-Z a-z 0-9 _ - . / : @ = + ,``; they may not start
+with ``/`` nor contain ``//``. Glob characters (``* ? [ ]``) are allowed only in patterns.
+Board names: 1 to 64 characters from ``A-Z a-z 0-9 _ - .``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from blackboard.errors import InvalidKeyError
+
+MAX_KEY_LENGTH = 512
+MAX_BOARD_LENGTH = 64
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_\-./:@=+,]+")
+_PATTERN_RE = re.compile(r"[A-Za-z0-9_\-./:@=+,*?\[\]]+")
+_BOARD_RE = re.compile(r"[A-Za-z0-9_\-.]+")
+
+
+def check_board(board: str) -> str:
+    """Return `board` if it is a valid board name; raises InvalidKeyError."""
+    if not isinstance(board, str) or not board:
+        raise InvalidKeyError(str(board), "board name must be a non-empty string")
+    if len(board) > MAX_BOARD_LENGTH:
+        raise InvalidKeyError(board, f"board name longer than {MAX_BOARD_LENGTH} characters")
+    if not _BOARD_RE.fullmatch(board):
+        raise InvalidKeyError(board, "board name may use only A-Z a-z 0-9 _ - .")
+    return board
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a valid entry key; raises InvalidKeyError."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError(str(key), "key must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(key[:40] + "...", f"longer than {MAX_KEY_LENGTH} characters")
+    if not _KEY_RE.fullmatch(key):
+        bad = sorted({c for c in key if not _KEY_RE.fullmatch(c)})
+        raise InvalidKeyError(key, f"characters not allowed: {''.join(bad)!r}")
+    if key.startswith("/") or "//" in key:
+        raise InvalidKeyError(key, "may not start with '/' or contain '//'")
+    return key
+
+
+def check_pattern(pattern: str) -> str:
+    """Return `pattern` if it is a valid glob over entry keys; raises InvalidKeyError."""
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidKeyError(str(pattern), "pattern must be a non-empty string")
+    if len(pattern) > MAX_KEY_LENGTH or not _PATTERN_RE.fullmatch(pattern):
+        raise InvalidKeyError(pattern, "pattern may use key characters and * ? [ ] only")
+    return pattern
+
+
+def check_idempotency_key(idempotency_key: str) -> str:
+    """Return `idempotency_key` if usable; raises InvalidKeyError."""
+    if not isinstance(idempotency_key, str) or not idempotency_key:
+        raise InvalidKeyError(str(idempotency_key), "idempotency key must be a non-empty string")
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidKeyError(
+            idempotency_key[:40] + "...",
+            f"idempotency key longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+        )
+    return idempotency_key
+
+
+class BoardKeys:
+    """Key names of one board; create one per board and reuse it (the prefix is cached)."""
+
+    __slots__ = ("board", "idem_prefix", "index", "log", "prefix", "rev")
+
+    def __init__(self, board: str) -> None:
+        self.board = check_board(board)
+        self.prefix = f"bb:{{{board}}}:"
+        self.rev = self.prefix + "rev"
+        self.log = self.prefix + "log"
+        self.index = self.prefix + "index"
+        self.idem_prefix = self.prefix + "idem:"
+
+    def entry(self, key: str) -> str:
+        """The hash holding entry `key` and its retained versions."""
+        return self.prefix + "e:" + key
+
+    def entry_pattern(self, pattern: str) -> str:
+        """A Redis glob matching the entry hashes whose keys match `pattern`."""
+        return self.prefix + "e:" + pattern
+
+    def key_of_entry(self, redis_key: str) -> str:
+        """Inverse of entry(): the entry key inside a Redis key name."""
+        return redis_key[len(self.prefix) + 2 :]
+
+    def idempotency(self, idempotency_key: str) -> str:
+        """The string holding the result of the commit that used `idempotency_key`."""
+        return self.idem_prefix + idempotency_key

