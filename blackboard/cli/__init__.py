@@ -1,0 +1,16 @@
+"""The `blackboard` command line (edge layer): typer commands over the engine.
+
+Each command module registers its commands on `app`; `context.run()` is the one place that
+turns a BlackboardError into one clear line on stderr and exit code 1 (bad input: exit 2).
+"""
+
+from __future__ import annotations
+
+from blackboard.cli import board_cmds as board_cmds
+from blackboard.cli.context import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
