@@ -49,6 +49,15 @@ def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def single_server() -> Iterator[RedisServer]:
+    """One real server (the first binary found) for heavy tests with real processes, which
+    would cost too much to repeat for every server kind."""
+    server = RedisServer(binary=BINARIES[0][1], tcp=True).start()
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def board_name() -> str:
     return "t" + uuid.uuid4().hex[:10]
