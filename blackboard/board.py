@@ -544,6 +544,8 @@ class Board:
             raise IdempotencyKeyReusedError(idem_key.split(":idem:", 1)[-1])
         if status == b"badop":
             raise InvalidValueError(ops[int(res[1]) - 1].key, res[2].decode())
+        if status == b"corrupt":
+            raise CorruptEntryError(ops[int(res[1]) - 1].key, res[2].decode(errors="replace"))
         raise BoardUnavailableError(f"unexpected answer from the commit script: {res!r}")
 
     def _written(self, op: Op, value: Any, version: int, revision: int, ts: int) -> Entry:

@@ -1,9 +1,17 @@
 """`blackboard.connect()`: from a URL (or the embedded default) to a ready `Board`.
 
-Board layer entry point: imports board, server, settings. URLs: ``redis://``, ``rediss://``
-(TLS; ``ssl_ca_certs=`` etc. as query parameters), ``unix:///path.sock``. With no URL and no
-``BLACKBOARD_REDIS_URL``, a private server is started on a temporary unix socket and stopped
-when the context exits.
+Board layer entry point: imports board, server, settings. URLs:
+
+- ``redis://host:port/db``, ``unix:///path.sock`` and ``rediss://`` (TLS; the CA and client
+  certificate come from ``BLACKBOARD_TLS_CA_FILE`` / ``_CERT_FILE`` / ``_KEY_FILE`` or the URL's
+  ``ssl_ca_certs=`` query parameters);
+- ``redis+cluster://host:port`` / ``rediss+cluster://`` for Redis Cluster (any node as seed):
+  every key of a board shares the hash tag ``{board}``, so a board lives on one slot.
+
+Credentials: the URL's user, or ``BLACKBOARD_REDIS_USERNAME`` and ``BLACKBOARD_REDIS_PASSWORD``
+/ ``BLACKBOARD_REDIS_PASSWORD_FILE`` (never a command-line flag, so they stay out of ``ps``).
+With no URL at all a private server is started on a temporary unix socket and stopped when the
+context exits.
 """
 
 from __future__ import annotations
@@ -12,42 +20,82 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from blackboard import scripts
 from blackboard.board import Board, wrap_redis_error
 from blackboard.errors import BoardUnavailableError
-from blackboard.keys import check_board
+from blackboard.keys import BoardKeys, check_board
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
 
-SCHEMES = ("redis://", "rediss://", "unix://")
+SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+
+RedisClient = Redis | RedisCluster
 
 
-def redis_from_url(url: str, settings: Settings) -> Redis:
-    """An asyncio client for `url` whose commands are resent after a dropped connection
-    (safe: every write carries an idempotency key). Raises BoardUnavailableError."""
+def _credentials(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if settings.redis_username:
+        kwargs["username"] = settings.redis_username
+    password = settings.redis_password
+    if settings.redis_password_file:
+        try:
+            password = Path(settings.redis_password_file).read_text().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise BoardUnavailableError(
+                f"cannot read the Redis password file {settings.redis_password_file}: {exc}"
+            ) from None
+    if password:
+        kwargs["password"] = password
+    return kwargs
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if settings.tls_ca_file:
+        kwargs["ssl_ca_certs"] = settings.tls_ca_file
+    if settings.tls_cert_file:
+        kwargs["ssl_certfile"] = settings.tls_cert_file
+    if settings.tls_key_file:
+        kwargs["ssl_keyfile"] = settings.tls_key_file
+    return kwargs
+
+
+def redis_from_url(url: str, settings: Settings) -> Any:
+    """An asyncio client (`Redis` or `RedisCluster`) for `url`, whose commands are resent
+    after a dropped connection (safe: every write carries an idempotency key).
+    Raises BoardUnavailableError for an unusable URL."""
     if not url.startswith(SCHEMES):
         raise BoardUnavailableError(
-            f"unsupported Redis URL {url!r}: use redis://, rediss:// or unix://"
+            f"unsupported Redis URL {url!r}: use redis://, rediss://, unix://, "
+            "redis+cluster:// or rediss+cluster://"
         )
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=6)
+    kwargs: dict[str, Any] = {
+        "retry": retry,
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        "socket_connect_timeout": settings.connect_timeout,
+        **_credentials(settings),
+    }
+    tls = url.startswith("rediss")
+    if tls:
+        kwargs.update(_tls(settings))
     try:
-        return Redis.from_url(
-            url,
-            retry=retry,
-            retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
-            socket_connect_timeout=settings.connect_timeout,
-            health_check_interval=0,
-            client_name=None,
-        )
-    except (ValueError, RedisError) as exc:
+        if "+cluster://" in url:
+            plain = url.replace("+cluster://", "://", 1)
+            return RedisCluster.from_url(plain, socket_timeout=None, **kwargs)
+        return Redis.from_url(url, health_check_interval=0, **kwargs)
+    except (ValueError, TypeError, RedisError) as exc:
         raise BoardUnavailableError(f"bad Redis URL {url!r}: {exc}") from exc
 
 
@@ -72,17 +120,25 @@ async def connect(
     if url is None:
         server = RedisServer().start()
         url = server.url
-    redis = redis_from_url(url, settings)
     try:
+        redis = redis_from_url(url, settings)
         try:
-            await redis.ping()
-            for script in scripts.ALL:
-                await script.ensure_loaded(redis)
-        except (RedisError, OSError) as exc:
-            err = wrap_redis_error(exc) if isinstance(exc, RedisError) else None
-            raise (err or BoardUnavailableError(f"Redis is unreachable: {exc}")) from exc
-        yield Board(redis, board, writer or default_writer(), settings)
+            try:
+                if isinstance(redis, RedisCluster):
+                    # only the board's node matters; scripts load there on first NOSCRIPT
+                    await redis.initialize()
+                    node = redis.get_node_from_key(BoardKeys(board).rev)
+                    await redis.execute_command("PING", target_nodes=node)
+                else:
+                    await redis.ping()
+                    for script in scripts.ALL:
+                        await script.ensure_loaded(redis)
+            except (RedisError, RedisClusterException, OSError) as exc:
+                err = wrap_redis_error(exc) if isinstance(exc, RedisError) else None
+                raise (err or BoardUnavailableError(f"Redis is unreachable: {exc}")) from exc
+            yield Board(redis, board, writer or default_writer(), settings)
+        finally:
+            await redis.aclose()
     finally:
-        await redis.aclose()
         if server is not None:
             server.close()

@@ -2,8 +2,8 @@
 
 Each script lives in ``blackboard/lua/<name>.lua`` with a header giving its KEYS, ARGV and
 return value. Scripts run with EVALSHA; a server that lost its script cache (restart,
-failover, a fresh cluster node) answers NOSCRIPT, and the script is loaded and sent again:
-safe, because NOSCRIPT means nothing ran.
+failover, a fresh cluster node) answers NOSCRIPT, and the script is sent again in full with
+EVAL: safe, because NOSCRIPT means nothing ran.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import hashlib
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
 
@@ -27,23 +25,24 @@ class Script:
         self.source = resources.files("blackboard").joinpath(f"lua/{name}.lua").read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    async def __call__(self, redis: Redis, keys: list[str], args: list[Any]) -> Any:
-        """Run the script; raises redis errors unchanged (callers wrap them)."""
+    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run the script; raises redis errors unchanged (callers wrap them).
+
+        On NOSCRIPT the full source is sent once with EVAL, which also caches it; EVAL is
+        routed by its keys like EVALSHA, so this works per node in a cluster."""
         try:
-            return await redis.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self.sha, len(keys), *keys, *args
-            )
+            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await redis.script_load(self.source)
-            return await redis.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self.sha, len(keys), *keys, *args
-            )
+            return await redis.execute_command("EVAL", self.source, len(keys), *keys, *args)
 
-    def queue(self, pipe: Pipeline, keys: list[str], args: list[Any]) -> None:
-        """Queue the script on a pipeline (load it first with ensure_loaded)."""
-        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+    def queue(self, pipe: Any, keys: list[str], args: list[Any], *, full: bool = False) -> None:
+        """Queue the script on a pipeline; `full=True` sends the source (after NOSCRIPT)."""
+        if full:
+            pipe.execute_command("EVAL", self.source, len(keys), *keys, *args)
+        else:
+            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def ensure_loaded(self, redis: Redis) -> None:
+    async def ensure_loaded(self, redis: Any) -> None:
         await redis.script_load(self.source)
 
 

@@ -19,6 +19,16 @@ class Settings(BaseSettings):
         None, description="redis://, rediss://, unix:// URL; unset = a private embedded server"
     )
     board: str = Field("demo", description="board name (BLACKBOARD_BOARD)")
+    redis_username: str | None = Field(None, description="Redis ACL user (overrides the URL's)")
+    redis_password: str | None = Field(
+        None, repr=False, description="Redis password; prefer redis_password_file"
+    )
+    redis_password_file: str | None = Field(
+        None, description="file whose first line is the Redis password"
+    )
+    tls_ca_file: str | None = Field(None, description="CA bundle for rediss:// servers")
+    tls_cert_file: str | None = Field(None, description="client certificate for rediss://")
+    tls_key_file: str | None = Field(None, description="client private key for rediss://")
     idempotency_ttl: int = Field(
         86_400, ge=1, description="seconds an explicit idempotency key is remembered"
     )

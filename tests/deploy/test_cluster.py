@@ -1,0 +1,111 @@
+"""Boards on a real 3-master Redis Cluster on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import blackboard
+from blackboard.server import RedisClusterServers, free_port
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers(3, appendonly=True).start()
+    yield servers
+    servers.close()
+
+
+async def _slots(url: str, boards: list[str]) -> dict[str, int]:
+    out = {}
+    for name in boards:
+        async with blackboard.connect(url, board=name) as b:
+            out[name] = b.redis.keyslot(b.keys_.rev)
+    return out
+
+
+async def test_every_key_of_a_board_on_one_slot_and_boards_spread(
+    cluster: RedisClusterServers,
+) -> None:
+    boards = [f"team{i}" for i in range(12)]
+    for name in boards:
+        async with blackboard.connect(cluster.url, board=name, writer="w") as b:
+            await b.put("ticket/1", {"n": 1}, expect=blackboard.ABSENT)
+            await b.update("ticket/1", lambda v: {"n": v["n"] + 1})
+            await b.apply("stats/n", "add", 3)
+            await b.transact([blackboard.Put("a", 1), blackboard.Put("b", 2)])
+            async with b.batch() as batch:
+                for i in range(8):
+                    batch.put(f"bulk/{i}", i)
+            assert all(isinstance(r, blackboard.Entry) for r in batch.results)
+            changes = [c async for c in b.watch(since=0, idle_timeout=0.2)]
+            assert [c.revision for c in changes] == sorted(c.revision for c in changes)
+            assert len(changes) == 4 + 1 + 8  # transact gives two changes in one revision
+            slots = {b.redis.keyslot(k) for k in (b.keys_.rev, b.keys_.log, b.keys_.entry("x"))}
+            assert len(slots) == 1
+            got = await b.get("ticket/1")
+            assert got is not None and got.value == {"n": 2}
+    slots = await _slots(cluster.url, boards)
+    owners = set()
+    for slot in slots.values():
+        owners.add(min(i for i in range(3) if slot < (i + 1) * (16384 // 3) or i == 2))
+    assert len(owners) >= 2, f"12 boards all landed on one shard: {slots}"
+
+
+async def test_killed_master_gives_clear_errors_and_loses_no_acknowledged_write(
+    cluster: RedisClusterServers,
+) -> None:
+    # find a board on the first node and one elsewhere
+    per = 16384 // 3
+    on_first = on_other = None
+    for i in range(200):
+        name = f"kill{i}"
+        async with blackboard.connect(cluster.url, board=name) as b:
+            slot = b.redis.keyslot(b.keys_.rev)
+        if slot < per and on_first is None:
+            on_first = name
+        elif slot >= per and on_other is None:
+            on_other = name
+        if on_first and on_other:
+            break
+    assert on_first and on_other
+    node = cluster.nodes[0]
+    seed = f"redis+cluster://127.0.0.1:{cluster.nodes[1].port}"
+    async with blackboard.connect(seed, board=on_first, writer="w") as b:
+        acked = [await b.apply("counter", "add", 1) for _ in range(200)]
+    assert acked[-1].value == 200
+    async with (
+        blackboard.connect(seed, board=on_other, writer="w") as other,
+        blackboard.connect(seed, board=on_first, writer="w") as first,
+    ):
+        node.stop(kill=True)
+        try:
+            # the other shards keep serving a connected client
+            assert (await other.put("still", "up")).version == 1
+            # the dead shard's board fails with a clear error, in bounded time
+            started = time.monotonic()
+            with pytest.raises(blackboard.BoardUnavailableError):
+                await first.apply("counter", "add", 1)
+            assert time.monotonic() - started < 60
+        finally:
+            node.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            async with blackboard.connect(seed, board=on_first, writer="w") as b:
+                got = await b.get("counter")
+                break
+        except blackboard.BoardUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    assert got is not None and got.value == 200, "an acknowledged write was lost"
+
+
+async def test_cluster_url_to_nowhere_is_a_clear_error() -> None:
+    with pytest.raises(blackboard.BoardUnavailableError):
+        async with blackboard.connect(f"redis+cluster://127.0.0.1:{free_port()}", board="x"):
+            pass
