@@ -634,12 +634,15 @@ class Batch:
                 for _ops, keys, args, _values, _fp in queued:
                     scripts.COMMIT.queue(pipe, keys, args)
                 raw = await pipe.execute(raise_on_error=False)
-            if any(_is_noscript(r) for r in raw):
-                await scripts.COMMIT.ensure_loaded(board.redis)
+            missing = [i for i, r in enumerate(raw) if _is_noscript(r)]
+            if missing:  # nothing ran for these: send them again with the full source
                 async with board.redis.pipeline(transaction=False) as pipe:
-                    for _ops, keys, args, _values, _fp in queued:
-                        scripts.COMMIT.queue(pipe, keys, args)
-                    raw = await pipe.execute(raise_on_error=False)
+                    for i in missing:
+                        _ops, keys, args, _values, _fp = queued[i]
+                        scripts.COMMIT.queue(pipe, keys, args, full=True)
+                    again = await pipe.execute(raise_on_error=False)
+                for i, res in zip(missing, again, strict=True):
+                    raw[i] = res
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         for (ops, keys, _args, values, fp), res in zip(queued, raw, strict=True):
