@@ -11,6 +11,20 @@ tag: one board lives on one Redis Cluster slot, and every multi-key script stays
 ``bb:{B}:log``          stream      change log; event id ``<revision>-1``
 ``bb:{B}:index``        zset        live entry keys (score 0, lexicographic order)
 ``bb:{B}:idem:<id>``    string      idempotency record, expires after a TTL
+``bb:{B}:q:<role>``     stream      activation queue of a role; consumer group ``agents``
+                                    (pending list = claims), one consumer per agent
+``bb:{B}:act:<id>``     hash        activation record: role, key, version, rule, why,
+                                    state and outcome (controller.py)
+``bb:{B}:open``         hash        activations granted and not finished:
+                                    id -> msgpack [role, resource, depth, priority, ms]
+``bb:{B}:outcomes``     stream      outcomes agents report without a commit (failed,
+                                    done without writes); controller group ``controller``
+``bb:{B}:why:<key>``    list        latest controller decisions about entry ``<key>``,
+                                    newest first (``blackboard explain``)
+``bb:{B}:ctl:lease``    string      controller leader lease ``<epoch>:<holder>`` with TTL
+``bb:{B}:ctl:epoch``    string      controller fencing epoch counter (one step per leader)
+``bb:{B}:ctl:state``    hash        controller state: breakers per role, status snapshot
+``bb:{B}:agents``       hash        agent presence: agent id -> msgpack heartbeat record
 =====================  ==========  ====================================================
 
 Entry keys sit behind their own ``e:`` prefix so that a Redis ACL user can be limited to the
@@ -110,3 +124,45 @@ class BoardKeys:
     def idempotency(self, idempotency_key: str) -> str:
         """The string holding the result of the commit that used `idempotency_key`."""
         return self.idem_prefix + idempotency_key
+
+    def queue(self, role: str) -> str:
+        """The activation queue (stream) of `role`."""
+        return self.prefix + "q:" + role
+
+    def activation(self, activation_id: str) -> str:
+        """The record (hash) of one activation."""
+        return self.prefix + "act:" + activation_id
+
+    @property
+    def open_activations(self) -> str:
+        """The hash of activations granted and not finished, by activation id."""
+        return self.prefix + "open"
+
+    @property
+    def outcomes(self) -> str:
+        """The stream of outcomes agents report without a commit."""
+        return self.prefix + "outcomes"
+
+    def decisions(self, key: str) -> str:
+        """The list of the controller's latest decisions about entry `key`."""
+        return self.prefix + "why:" + key
+
+    @property
+    def controller_lease(self) -> str:
+        """The controller leader lease: ``<epoch>:<holder>``, with a TTL."""
+        return self.prefix + "ctl:lease"
+
+    @property
+    def controller_epoch(self) -> str:
+        """The counter that numbers controller leaders (part of each fencing token)."""
+        return self.prefix + "ctl:epoch"
+
+    @property
+    def controller_state(self) -> str:
+        """The hash of controller state that outlives a leader (breakers, status)."""
+        return self.prefix + "ctl:state"
+
+    @property
+    def agents(self) -> str:
+        """The hash of agent heartbeats, by agent id."""
+        return self.prefix + "agents"
