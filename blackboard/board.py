@@ -25,6 +25,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import (
     NoPermissionError,
+    NoScriptError,
     RedisError,
     ResponseError,
 )
@@ -33,7 +34,7 @@ from redis.exceptions import (
 )
 
 from blackboard import codec, scripts
-from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Expect
+from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Expect, Proposal
 from blackboard.errors import (
     BlackboardError,
     BoardUnavailableError,
@@ -353,6 +354,36 @@ class Board:
         group: each succeeds or fails alone). Use `async with board.batch() as b:`."""
         return Batch(self)
 
+    # -- proposals ---------------------------------------------------------------------------
+
+    async def propose(
+        self,
+        key: str,
+        value: Any,
+        confidence: float | None = None,
+        *,
+        idempotency_key: str | None = None,
+        causation: Causation | None = None,
+    ) -> Proposal:
+        """Propose `value` for `key` as this writer (replacing its earlier proposal); never
+        conflicts. The compactor reconciles disagreeing proposals (see docs/compactor.md).
+        Raises InvalidValueError (also for a confidence outside 0..1), LeaseLostError."""
+        from blackboard.proposals import propose
+
+        return await propose(self, key, value, confidence, idempotency_key, causation)
+
+    async def proposals(self, key: str) -> list[Proposal]:
+        """The open proposals for `key`, oldest first."""
+        from blackboard.proposals import list_proposals
+
+        return await list_proposals(self, key)
+
+    async def divergent(self, *, limit: int | None = None) -> list[str]:
+        """Entry keys whose open proposals disagree, oldest latest-proposal first."""
+        from blackboard.proposals import divergent_keys
+
+        return [key for key, _ in await divergent_keys(self, limit=limit)]
+
     # -- watching ----------------------------------------------------------------------------
 
     def watch(
@@ -373,6 +404,8 @@ class Board:
     def decode_change_value(self, key: str, kind: str, data: bytes) -> Any:
         if kind == "delete" or not data:
             return None
+        if kind == "propose":  # {"proposer", "confidence", "value"}: no schema applies
+            return codec.decode_value(key, data)
         value = codec.decode_value(key, data)
         if self._schemas:
             binding = self._schemas.find(key)
@@ -657,4 +690,6 @@ class Batch:
 
 
 def _is_noscript(res: Any) -> bool:
-    return isinstance(res, ResponseError) and str(res).startswith("NOSCRIPT")
+    return isinstance(res, NoScriptError) or (
+        isinstance(res, ResponseError) and "NOSCRIPT" in str(res)
+    )
