@@ -15,7 +15,7 @@ import msgpack
 from blackboard.entry import Causation, Entry
 from blackboard.errors import CorruptEntryError, InvalidValueError
 
-KINDS = {b"p": "put", b"d": "delete", b"a": "apply", b"m": "merge"}
+KINDS = {b"p": "put", b"d": "delete", b"a": "apply", b"m": "merge", b"q": "propose"}
 KIND_CODES = {v: k.decode() for k, v in KINDS.items()}
 
 _packb = msgpack.Packer(use_bin_type=True, datetime=False).pack

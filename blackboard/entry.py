@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["ABSENT", "ANY", "Causation", "Change", "Entry", "Expect"]
+__all__ = ["ABSENT", "ANY", "Causation", "Change", "Entry", "Expect", "Proposal"]
 
 
 class Expect(enum.Enum):
@@ -76,6 +76,29 @@ class Change:
     @property
     def deleted(self) -> bool:
         return self.kind == "delete"
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.time_ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """One proposer's open proposal for an entry (see `board.propose`).
+
+    `revision` is the board revision of the commit that made it: it names this version of
+    the proposal, so a merge removes exactly the versions it read. `base_version` is the
+    entry's version when the proposal was made (0 when the entry did not exist).
+    """
+
+    key: str
+    proposer: str
+    value: Any
+    confidence: float | None
+    revision: int
+    time_ms: int
+    base_version: int = 0
+    causation: Causation | None = None
 
     @property
     def time(self) -> datetime:

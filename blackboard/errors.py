@@ -144,3 +144,31 @@ class ServerNotFoundError(BlackboardError):
 
 class PermissionDeniedError(BlackboardError, PermissionError):
     """The Redis user may not run this command or touch this key (ACL NOPERM)."""
+
+
+# Proposals and the compactor (docs/compactor.md) add, directly under BlackboardError:
+#   MergePolicyError     the [[merge]] tables of a policy are invalid
+#   BoardNotEmptyError   an import into a board that already holds data was refused
+#   SnapshotError        a snapshot document cannot be read; nothing was imported
+
+
+class MergePolicyError(BlackboardError, ValueError):
+    """The ``[[merge]]`` tables of a policy are invalid; fix the table named. A running
+    compactor keeps the merge rules it had."""
+
+
+class BoardNotEmptyError(BlackboardError):
+    """An import was refused because board `board` already holds data (`found`); import
+    into a new board name, or delete the board's keys first."""
+
+    def __init__(self, board: str, found: str) -> None:
+        self.board = board
+        self.found = found
+        super().__init__(f"board {board!r} is not empty ({found}); import only into a new board")
+
+
+class SnapshotError(BlackboardError, ValueError):
+    """A snapshot document cannot be read or does not fit the format; nothing was imported."""
+
+
+__all__ += ["BoardNotEmptyError", "MergePolicyError", "SnapshotError"]

@@ -25,6 +25,13 @@ tag: one board lives on one Redis Cluster slot, and every multi-key script stays
 ``bb:{B}:ctl:epoch``    string      controller fencing epoch counter (one step per leader)
 ``bb:{B}:ctl:state``    hash        controller state: breakers per role, status snapshot
 ``bb:{B}:agents``       hash        agent presence: agent id -> msgpack heartbeat record
+``bb:{B}:p:<key>``      hash        proposals for entry ``<key>``: one field per proposer
+                                    holding its latest proposal record (proposals.py)
+``bb:{B}:proposed``     zset        entry keys with open proposals; score = revision of
+                                    the latest proposal
+``bb:{B}:divergent``    zset        entry keys whose open proposals disagree; same score
+``bb:{B}:compactor``    string      compactor lease: the holder's fencing token
+``bb:{B}:compactor:n``  string      compactor lease epoch counter (one step per holder)
 =====================  ==========  ====================================================
 
 Entry keys sit behind their own ``e:`` prefix so that a Redis ACL user can be limited to the
@@ -166,3 +173,27 @@ class BoardKeys:
     def agents(self) -> str:
         """The hash of agent heartbeats, by agent id."""
         return self.prefix + "agents"
+
+    def proposals(self, key: str) -> str:
+        """The hash of open proposals for entry `key`, one field per proposer."""
+        return self.prefix + "p:" + key
+
+    @property
+    def proposed(self) -> str:
+        """The zset of entry keys with open proposals."""
+        return self.prefix + "proposed"
+
+    @property
+    def divergent(self) -> str:
+        """The zset of entry keys whose open proposals disagree."""
+        return self.prefix + "divergent"
+
+    @property
+    def compactor_lease(self) -> str:
+        """The string holding the fencing token of the compactor that holds the lease."""
+        return self.prefix + "compactor"
+
+    @property
+    def compactor_epoch(self) -> str:
+        """The counter that numbers compactor leases (part of each fencing token)."""
+        return self.prefix + "compactor:n"

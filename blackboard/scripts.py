@@ -48,4 +48,9 @@ class Script:
 
 COMMIT = Script("commit")
 READ = Script("read")
-ALL = (COMMIT, READ)
+PROPOSE = Script("propose")
+MERGE = Script("merge")
+COMPACTOR_LEASE = Script("compactor_lease")
+TRIM_LOG = Script("trim_log")
+TRIM_HISTORY = Script("trim_history")
+ALL: tuple[Script, ...] = (COMMIT, READ, PROPOSE, MERGE, COMPACTOR_LEASE, TRIM_LOG, TRIM_HISTORY)

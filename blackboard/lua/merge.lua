@@ -1,0 +1,140 @@
+-- merge.lua: the compactor's reconcile commit: write the merged value of an entry and remove
+-- exactly the proposal versions it was computed from, in one atomic step.
+--
+-- A proposal whose revision no longer matches (its proposer replaced it while the merge was
+-- computed) is left in place and stays open for the next round, so no proposal is lost.
+-- Like every commit: one INCR of the revision and one change-log event '<revision>-1'
+-- (kind 'm'), with two extra fields: 's' (strategy) and 'mp' (the merged proposals, a
+-- msgpack array of [proposer, revision] pairs).
+--
+-- KEYS[1] board revision counter      KEYS[2] change log stream
+-- KEYS[3] live-key index (zset)       KEYS[4] idempotency record
+-- KEYS[5] fence key (the compactor lease; the revision key when unfenced)
+-- KEYS[6] entry hash                  KEYS[7] proposals hash of the entry
+-- KEYS[8] proposed index (zset)       KEYS[9] divergent index (zset)
+--
+-- ARGV[1] idempotency record TTL, seconds
+-- ARGV[2] versions of history kept per entry (>= 1)
+-- ARGV[3] approximate change-log length cap (0 = no cap)
+-- ARGV[4] fence mode: '' none | 'eq' (GET fence == token)    ARGV[5] fence token
+-- ARGV[6] writer id (the compactor)   ARGV[7] entry key
+-- ARGV[8] expectation on the entry: '*' any | '0' absent or deleted | version
+-- ARGV[9] meta blob (msgpack)         ARGV[10] merged value (msgpack)
+-- ARGV[11] strategy name              ARGV[12] number of proposals n, then 3 per proposal:
+--   proposer, revision of the proposal version read, msgpack of [proposer, revision]
+--
+-- Returns one of
+--   {'ok', revision, time_ms, version, proposals merged, proposals still open, divergent 0/1}
+--   {'dup', stored result 'revision|time_ms|version|merged'}
+--   {'conflict', actual version}   the entry changed since the merge read it; nothing written
+--   {'stale'}                      none of the proposals is still open; nothing written
+--   {'fenced', reason}             {'corrupt', reason}
+
+local idem = redis.call('GET', KEYS[4])
+if idem then
+  return {'dup', idem}
+end
+
+if ARGV[4] == 'eq' then
+  local held = redis.call('GET', KEYS[5])
+  if held ~= ARGV[5] then
+    return {'fenced', 'lease is held by ' .. tostring(held)}
+  end
+end
+
+local state = redis.call('HMGET', KEYS[6], 'v', 'x')
+local cur = tonumber(state[1]) or 0
+local deleted = state[2] == '1'
+if cur == 0 and redis.call('EXISTS', KEYS[6]) == 1 then
+  return {'corrupt', 'a hash without a version field is in the way'}
+end
+local live = cur > 0 and not deleted
+local expect = ARGV[8]
+if (expect == '0' and live) or (expect ~= '0' and expect ~= '*' and tonumber(expect) ~= cur) then
+  return {'conflict', cur}
+end
+
+local n = tonumber(ARGV[12])
+local merged = {}
+for i = 1, n do
+  local base = 12 + (i - 1) * 3
+  local rec = redis.call('HGET', KEYS[7], ARGV[base + 1])
+  if rec and string.sub(rec, 1, string.find(rec, '|', 1, true) - 1) == ARGV[base + 2] then
+    redis.call('HDEL', KEYS[7], ARGV[base + 1])
+    merged[#merged + 1] = ARGV[base + 3]
+  end
+end
+if #merged == 0 then
+  return {'stale'}
+end
+
+local rev = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[2])
+local meta = ARGV[9]
+local value = ARGV[10]
+local v = cur + 1
+local rec = rev .. '|' .. ts .. '|m|' .. #meta .. '|' .. meta .. value
+local lo = tonumber(redis.call('HGET', KEYS[6], 'lo')) or v
+local newlo = lo
+if v - lo >= keep then
+  newlo = v - keep + 1
+  local stop = math.min(newlo - 1, lo + 1000)
+  for old = lo, stop do redis.call('HDEL', KEYS[6], tostring(old)) end
+  newlo = stop + 1
+end
+redis.call('HSET', KEYS[6], 'v', v, 'r', rev, 'lo', newlo, 'x', 0, tostring(v), rec)
+if not live then
+  redis.call('ZADD', KEYS[3], 0, ARGV[7])
+end
+
+-- the value part of a proposal record (see propose.lua)
+local function value_of(r)
+  local p = 0
+  for _ = 1, 4 do p = string.find(r, '|', p + 1, true) end
+  local p5 = string.find(r, '|', p + 1, true)
+  local mlen = tonumber(string.sub(r, p + 1, p5 - 1))
+  return string.sub(r, p5 + 1 + mlen)
+end
+
+local left = redis.call('HVALS', KEYS[7])
+local divergent = 0
+if #left == 0 then
+  redis.call('ZREM', KEYS[8], ARGV[7])
+  redis.call('ZREM', KEYS[9], ARGV[7])
+else
+  local first = value_of(left[1])
+  for i = 2, #left do
+    if value_of(left[i]) ~= first then
+      divergent = 1
+      break
+    end
+  end
+  if divergent == 1 then
+    local score = redis.call('ZSCORE', KEYS[8], ARGV[7]) or rev
+    redis.call('ZADD', KEYS[9], score, ARGV[7])
+  else
+    redis.call('ZREM', KEYS[9], ARGV[7])
+  end
+end
+
+local count = #merged
+local header
+if count < 16 then
+  header = string.char(0x90 + count)
+else
+  header = string.char(0xdc, math.floor(count / 256), count % 256)
+end
+local event = {'t', ts, 'w', ARGV[6], 'a', '', 'n', 1, 'k1', ARGV[7], 'v1', v, 'o1', 'm',
+  'd1', value, 's', ARGV[11], 'mp', header .. table.concat(merged)}
+local cap = tonumber(ARGV[3])
+if cap > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, rev .. '-1', unpack(event))
+else
+  redis.call('XADD', KEYS[2], rev .. '-1', unpack(event))
+end
+
+local result = rev .. '|' .. ts .. '|' .. v .. '|' .. count
+redis.call('SET', KEYS[4], result, 'EX', tonumber(ARGV[1]))
+return {'ok', rev, ts, v, count, #left, divergent}

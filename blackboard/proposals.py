@@ -1,0 +1,323 @@
+"""Proposals: competing values for one entry, one per proposer (board layer).
+
+`board.propose()` and `board.proposals()` delegate here; the compactor uses `commit_merge()`
+to reconcile. Imports codec, entry, errors, keys, scripts, schema; the Board only for typing
+(and `wrap_redis_error` at call time, as watch.py does), never anything above the board.
+
+Storage (see keys.py): the hash ``p:<key>`` holds one record per proposer, the zset
+``proposed`` every entry key with open proposals and ``divergent`` those whose proposals
+disagree, both scored by the revision of the latest proposal, so "what changed since
+revision r" is one ZRANGEBYSCORE. Each proposal is a commit of its own: it takes a revision
+and appends a log event of kind ``propose`` whose value is
+``{"proposer": ..., "confidence": ..., "value": ...}``; the event's version is the entry's
+version the proposal was made against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from redis.exceptions import RedisError
+
+from blackboard import codec, scripts
+from blackboard.entry import Causation, Proposal
+from blackboard.errors import (
+    BoardUnavailableError,
+    ConflictError,
+    CorruptEntryError,
+    IdempotencyKeyReusedError,
+    InvalidValueError,
+    LeaseLostError,
+)
+from blackboard.keys import check_idempotency_key, check_key
+from blackboard.ops import Fence
+from blackboard.schema import SchemaRegistry
+
+if TYPE_CHECKING:
+    from blackboard.board import Board
+
+__all__ = [
+    "MergeCommit",
+    "commit_merge",
+    "divergent_keys",
+    "list_proposals",
+    "merged_proposals",
+    "parse_proposal",
+    "propose",
+    "proposed_keys",
+]
+
+_packb = msgpack.Packer(use_bin_type=True, datetime=False).pack
+
+
+def _wrap(exc: RedisError, key: str | None = None) -> Exception:
+    from blackboard.board import wrap_redis_error
+
+    return wrap_redis_error(exc, key)
+
+
+def _check_confidence(key: str, confidence: float | None) -> float | None:
+    if confidence is None:
+        return None
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        raise InvalidValueError(key, f"confidence must be a number, not {confidence!r}")
+    c = float(confidence)
+    if not (math.isfinite(c) and 0.0 <= c <= 1.0):
+        raise InvalidValueError(key, f"confidence must be between 0 and 1, not {confidence!r}")
+    return c
+
+
+def parse_proposal(
+    key: str, proposer: str, record: bytes, schemas: SchemaRegistry | None = None
+) -> Proposal:
+    """A Proposal from its stored record (see lua/propose.lua); raises CorruptEntryError."""
+    try:
+        rev_b, ts_b, conf_b, base_b, mlen_b, rest = record.split(b"|", 5)
+        mlen = int(mlen_b)
+        meta = msgpack.unpackb(rest[:mlen], raw=False)
+        _writer, _schema, _schema_version, activation, depth, trace = meta
+        value_bytes = rest[mlen:]
+        causation = None
+        if activation is not None or depth or trace is not None:
+            causation = Causation(activation, depth, trace)
+        revision, time_ms, base = int(rev_b), int(ts_b), int(base_b)
+        confidence = float(conf_b) if conf_b else None
+    except Exception as exc:
+        raise CorruptEntryError(key, f"proposal of {proposer!r} is malformed ({exc})") from None
+    value = codec.decode_value(key, value_bytes)
+    if schemas:
+        binding = schemas.find(key)
+        if binding is not None:
+            value = SchemaRegistry.load(key, binding, value)
+    return Proposal(key, proposer, value, confidence, revision, time_ms, base, causation)
+
+
+async def propose(
+    board: Board,
+    key: str,
+    value: Any,
+    confidence: float | None = None,
+    idempotency_key: str | None = None,
+    causation: Causation | None = None,
+) -> Proposal:
+    """Record `board.writer`'s proposal for `key`, replacing its earlier one.
+    Raises InvalidValueError, ValidationError, LeaseLostError, IdempotencyKeyReusedError."""
+    check_key(key)
+    conf = _check_confidence(key, confidence)
+    settings = board.settings
+    schemas = board._schemas
+    binding = schemas.find(key) if schemas else None
+    data = value
+    if binding is not None:
+        data = SchemaRegistry.dump(key, binding, value)
+        value = SchemaRegistry.load(key, binding, data)
+    value_bytes = codec.encode_value(key, data, settings.max_value_bytes)
+    causation = causation or board.causation
+    meta = codec.encode_meta(
+        board.writer,
+        binding.name if binding else None,
+        binding.version if binding else None,
+        causation,
+    )
+    conf_text = repr(conf) if conf is not None else ""
+    prefix = (
+        b"\x83"
+        + _packb("proposer")
+        + _packb(board.writer)
+        + _packb("confidence")
+        + _packb(conf)
+        + _packb("value")
+    )
+    k = board.keys_
+    if idempotency_key is None:
+        idem, ttl, fingerprint = board._auto_idempotency_key(), settings.auto_idempotency_ttl, ""
+    else:
+        idem, ttl = check_idempotency_key(idempotency_key), settings.idempotency_ttl
+        h = hashlib.blake2b(digest_size=12)
+        for part in (b"propose", key.encode(), board.writer.encode(), conf_text.encode()):
+            h.update(part + b"\x00")
+        h.update(value_bytes)
+        fingerprint = h.hexdigest()
+    fence = board.fence
+    keys = [
+        k.rev,
+        k.log,
+        k.idempotency(idem),
+        fence.redis_key if fence else k.rev,
+        k.entry(key),
+        k.proposals(key),
+        k.proposed,
+        k.divergent,
+    ]
+    args: list[Any] = [
+        fingerprint,
+        ttl,
+        settings.log_cap,
+        fence.mode if fence else "",
+        fence.token if fence else "",
+        fence.consumer if fence else "",
+        fence.group if fence else "",
+        board.writer,
+        (causation.activation or "") if causation else "",
+        key,
+        conf_text,
+        meta,
+        value_bytes,
+        prefix,
+    ]
+    try:
+        res = await scripts.PROPOSE(board.redis, keys, args)
+    except RedisError as exc:
+        raise _wrap(exc, key) from exc
+    status = res[0]
+    if status == b"ok":
+        revision, ts, base = int(res[1]), int(res[2]), int(res[3])
+    elif status == b"dup":
+        rev_b, ts_b, base_b = res[1].split(b"|")
+        revision, ts, base = int(rev_b), int(ts_b), int(base_b)
+    elif status == b"fenced":
+        raise LeaseLostError(fence.redis_key if fence else "?", res[1].decode())
+    elif status == b"reused":
+        raise IdempotencyKeyReusedError(idem)
+    else:
+        raise BoardUnavailableError(f"unexpected answer from the propose script: {res!r}")
+    return Proposal(key, board.writer, value, conf, revision, ts, base, causation)
+
+
+async def list_proposals(board: Board, key: str) -> list[Proposal]:
+    """The open proposals for `key`, oldest first (by revision). Raises CorruptEntryError."""
+    check_key(key)
+    try:
+        raw: Any = await board.redis.hgetall(board.keys_.proposals(key))
+    except RedisError as exc:
+        raise _wrap(exc, key) from exc
+    found = [
+        parse_proposal(key, proposer.decode(), record, board._schemas)
+        for proposer, record in raw.items()
+    ]
+    return sorted(found, key=lambda p: p.revision)
+
+
+async def _scored(
+    board: Board, zset: str, after: int | None, limit: int | None
+) -> list[tuple[str, int]]:
+    lo = "-inf" if after is None else f"({after}"
+    try:
+        raw: Any = await board.redis.zrangebyscore(
+            zset, lo, "+inf", start=0 if limit else None, num=limit, withscores=True
+        )
+    except RedisError as exc:
+        raise _wrap(exc) from exc
+    return [(member.decode(), int(score)) for member, score in raw]
+
+
+async def divergent_keys(
+    board: Board, *, after: int | None = None, limit: int | None = None
+) -> list[tuple[str, int]]:
+    """(entry key, revision of its latest proposal) for every divergent entry, oldest
+    first; with `after`, only those with a proposal newer than that revision."""
+    return await _scored(board, board.keys_.divergent, after, limit)
+
+
+async def proposed_keys(
+    board: Board, *, after: int | None = None, limit: int | None = None
+) -> list[tuple[str, int]]:
+    """Like divergent_keys() for every entry with open proposals, agreeing or not."""
+    return await _scored(board, board.keys_.proposed, after, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCommit:
+    """What a merge commit did: the new entry version, and which proposals it removed
+    (`merged`) of those it was given; `open` proposals remain, `divergent` whether they
+    still disagree."""
+
+    key: str
+    revision: int
+    version: int
+    time_ms: int
+    merged: int
+    open: int
+    divergent: bool
+
+
+async def commit_merge(
+    board: Board,
+    key: str,
+    expect_version: int,
+    value: Any,
+    proposals: Sequence[Proposal],
+    strategy: str,
+    fence: Fence | None = None,
+) -> MergeCommit | None:
+    """Write `value` as the entry's next version (kind ``merge``) if its version is still
+    `expect_version` (0 = absent or deleted), removing exactly the given proposal versions.
+    Returns None when none of them is open any more (nothing written).
+    Raises ConflictError (the entry moved), LeaseLostError (fence), InvalidValueError."""
+    check_key(key)
+    if not proposals:
+        raise ValueError("a merge needs at least one proposal")
+    if len(proposals) > 65_535:
+        raise ValueError("a merge takes at most 65535 proposals")
+    settings = board.settings
+    k = board.keys_
+    keys = [
+        k.rev,
+        k.log,
+        k.index,
+        k.idempotency(board._auto_idempotency_key()),
+        fence.redis_key if fence else k.rev,
+        k.entry(key),
+        k.proposals(key),
+        k.proposed,
+        k.divergent,
+    ]
+    args: list[Any] = [
+        settings.auto_idempotency_ttl,
+        settings.history_keep,
+        settings.log_cap,
+        fence.mode if fence else "",
+        fence.token if fence else "",
+        board.writer,
+        key,
+        str(expect_version) if expect_version > 0 else "0",
+        codec.encode_meta(board.writer),
+        codec.encode_value(key, value, settings.max_value_bytes),
+        strategy,
+        len(proposals),
+    ]
+    for p in proposals:
+        args += [p.proposer, p.revision, _packb([p.proposer, p.revision])]
+    try:
+        res = await scripts.MERGE(board.redis, keys, args)
+    except RedisError as exc:
+        raise _wrap(exc, key) from exc
+    status = res[0]
+    if status == b"ok":
+        rev, ts, version, merged, left, divergent = (int(x) for x in res[1:7])
+        return MergeCommit(key, rev, version, ts, merged, left, bool(divergent))
+    if status == b"dup":
+        rev_b, ts_b, v_b, n_b = res[1].split(b"|")
+        return MergeCommit(key, int(rev_b), int(v_b), int(ts_b), int(n_b), -1, False)
+    if status == b"stale":
+        return None
+    if status == b"conflict":
+        raise ConflictError(key, expect_version or "absent", int(res[1]))
+    if status == b"fenced":
+        raise LeaseLostError(fence.redis_key if fence else "?", res[1].decode())
+    if status == b"corrupt":
+        raise CorruptEntryError(key, res[1].decode(errors="replace"))
+    raise BoardUnavailableError(f"unexpected answer from the merge script: {res!r}")
+
+
+def merged_proposals(fields: dict[bytes, bytes]) -> list[tuple[str, int]]:
+    """The (proposer, revision) pairs a merge event removed ([] for other events)."""
+    raw = fields.get(b"mp")
+    if not raw:
+        return []
+    return [(str(p), int(r)) for p, r in msgpack.unpackb(raw, raw=False)]

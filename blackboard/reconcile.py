@@ -1,0 +1,313 @@
+"""Reconciling entries with open proposals: the merge half of the compactor (compactor layer).
+
+Imports the board layer (Board, proposals) and merge (pure strategies); never the CLI.
+
+One `Reconciler.round()` looks at the entries whose proposals changed since the last round
+(the ``proposed`` index is scored by the revision of each entry's latest proposal, so that is
+one ZRANGEBYSCORE from a cursor) plus those whose merge lost a race last time, and for each
+applies the first matching `MergeRule`:
+
+- `Merged(value)`: one `merge.lua` commit, fenced by the compactor's lease, that writes the
+  value and removes exactly the proposal versions it read. A proposal made meanwhile stays
+  and has a newer revision, so the next round sees it: never lost, never merged twice.
+- `Escalate(reason)`: an escalation entry ``sys/escalations/merge/<key>`` lists the
+  proposals and the reason. A human (or a human-role agent, or `blackboard resolve`) sets
+  its ``state`` to ``"decided"`` with a ``decision``; the next round merges that value over
+  the listed proposals still open and deletes the escalation.
+- `Wait(reason)`, or no rule at all: the entry is left as it is and reported once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from blackboard.board import Board, wrap_redis_error
+from blackboard.entry import ABSENT, Entry, Proposal
+from blackboard.errors import ConflictError, MergePolicyError
+from blackboard.keys import MAX_KEY_LENGTH
+from blackboard.merge import (
+    CustomFunction,
+    Escalate,
+    Merged,
+    MergeRule,
+    decide,
+    find_rule,
+    load_function,
+)
+from blackboard.proposals import commit_merge, proposed_keys
+
+__all__ = ["ESCALATION_PREFIX", "Reconciler", "RoundStats", "escalation_key", "resolve_escalation"]
+
+ESCALATION_PREFIX = "sys/escalations/merge/"
+Report = Callable[[str], None]
+
+
+def escalation_key(key: str) -> str:
+    """The entry key of the merge escalation for entry `key` (hashed when too long)."""
+    name = ESCALATION_PREFIX + key
+    if len(name) <= MAX_KEY_LENGTH:
+        return name
+    return ESCALATION_PREFIX + "=" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+async def resolve_escalation(board: Board, key: str, value: Any) -> Entry:
+    """Decide the open merge escalation of entry `key`: the compactor then writes `value` over
+    the proposals it lists. Raises LookupError when there is none, ConflictError on a race."""
+    name = escalation_key(key)
+    found = await board.get(name)
+    if found is None or not isinstance(found.value, dict):
+        raise LookupError(f"no merge escalation for {key!r}")
+    doc = {**found.value, "state": "decided", "decision": value, "decided_by": board.writer}
+    return await board.put(name, doc, expect=found.version)
+
+
+@dataclass(slots=True)
+class RoundStats:
+    """What one round did."""
+
+    examined: int = 0
+    merged: int = 0
+    escalated: int = 0
+    resolved: int = 0
+    waiting: int = 0
+    unruled: int = 0
+    conflicts: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.merged or self.escalated or self.resolved or self.conflicts)
+
+
+def _listed(proposals: Sequence[Proposal]) -> list[dict[str, Any]]:
+    return [
+        {
+            "proposer": p.proposer,
+            "revision": p.revision,
+            "value": p.value,
+            "confidence": p.confidence,
+        }
+        for p in proposals
+    ]
+
+
+class Reconciler:
+    """The merge work of one compactor on one board; `board` is a view fenced by its lease."""
+
+    def __init__(self, board: Board, report: Report, *, batch: int = 500) -> None:
+        self.board = board
+        self.report = report
+        self.batch = batch
+        self._after: int | None = None
+        self._retry: set[str] = set()
+        self._noted: dict[str, str] = {}
+        self._escalations: dict[str, int] = {}
+        self._functions: dict[str, CustomFunction] = {}
+
+    def reset(self) -> None:
+        """Look at every entry with open proposals again (new lease, new rules)."""
+        self._after = None
+        self._noted.clear()
+        self._escalations.clear()
+
+    def _note(self, key: str, message: str) -> None:
+        if self._noted.get(key) != message:
+            self._noted[key] = message
+            self.report(message)
+
+    async def round(self, rules: Sequence[MergeRule]) -> RoundStats:
+        """Reconcile what changed since the last round. Raises LeaseLostError when the
+        lease is gone (nothing was written without it), BoardUnavailableError."""
+        stats = RoundStats()
+        changed = await proposed_keys(self.board, after=self._after, limit=self.batch)
+        candidates = [key for key, _ in changed]
+        candidates += sorted(self._retry.difference(candidates))
+        self._retry.clear()
+        if candidates:
+            try:
+                flags: Any = await self.board.redis.zmscore(self.board.keys_.divergent, candidates)
+            except RedisError as exc:
+                raise wrap_redis_error(exc) from exc
+            for key, flag in zip(candidates, flags, strict=True):
+                stats.examined += 1
+                await self._reconcile(key, flag is not None, rules, stats)
+        if changed:
+            self._after = changed[-1][1]
+        await self._decided_escalations(stats)
+        return stats
+
+    def _function(self, rule: MergeRule) -> CustomFunction | None:
+        if rule.strategy != "custom" or rule.function is None:
+            return None
+        fn = self._functions.get(rule.function)
+        if fn is None:
+            fn = self._functions[rule.function] = load_function(rule.function)
+        return fn
+
+    async def _reconcile(
+        self, key: str, divergent: bool, rules: Sequence[MergeRule], stats: RoundStats
+    ) -> None:
+        rule = find_rule(rules, key)
+        if rule is None:
+            if divergent:
+                stats.unruled += 1
+                self._note(key, f"{key}: divergent, and no merge rule matches: left alone")
+            return
+        if rule.settles == "divergent" and not divergent:
+            return
+        entry = await self.board.get(key)
+        proposals = await self.board.proposals(key)
+        if not proposals:
+            return
+        current = entry.value if entry is not None else None
+        try:
+            decision = decide(rule, current, proposals, self._function(rule))
+        except MergePolicyError as exc:
+            decision = Escalate(str(exc))
+        if isinstance(decision, Merged):
+            try:
+                done = await commit_merge(
+                    self.board,
+                    key,
+                    entry.version if entry is not None else 0,
+                    decision.value,
+                    proposals,
+                    rule.strategy,
+                    self.board.fence,
+                )
+            except ConflictError:
+                stats.conflicts += 1
+                self._retry.add(key)  # the entry moved under the merge: decide again
+                return
+            if done is None:
+                return
+            stats.merged += 1
+            self._noted.pop(key, None)
+            self.report(
+                f"{key}: merged {done.merged} proposals by {rule.strategy} into version "
+                f"{done.version} at revision {done.revision}"
+                + (f"; {done.open} arrived meanwhile and stay open" if done.open > 0 else "")
+            )
+            if escalation_key(key) in self._escalations:
+                await self._drop_escalation(escalation_key(key))
+        elif isinstance(decision, Escalate):
+            await self._escalate(key, rule, entry, proposals, decision.reason, stats)
+        else:
+            stats.waiting += 1
+            self._note(key, f"{key}: waiting ({decision.reason})")
+
+    async def _escalate(
+        self,
+        key: str,
+        rule: MergeRule,
+        entry: Entry | None,
+        proposals: Sequence[Proposal],
+        reason: str,
+        stats: RoundStats,
+    ) -> None:
+        name = escalation_key(key)
+        existing = await self.board.get(name)
+        listed = _listed(proposals)
+        if existing is not None and isinstance(existing.value, dict):
+            if existing.value.get("state") == "decided":
+                return  # a decision is waiting to be applied
+            if existing.value.get("proposals") == listed:
+                return  # already escalated for exactly these proposals
+        doc = {
+            "kind": "merge",
+            "key": key,
+            "state": "open",
+            "reason": reason,
+            "strategy": rule.strategy,
+            "entry_version": entry.version if entry is not None else 0,
+            "proposals": listed,
+            "decision": None,
+        }
+        try:
+            written = await self.board.put(
+                name, doc, expect=existing.version if existing is not None else ABSENT
+            )
+        except ConflictError:
+            stats.conflicts += 1
+            self._retry.add(key)
+            return
+        self._escalations[name] = written.version
+        stats.escalated += 1
+        self.report(f"{key}: escalated to a human ({reason}) as {name}")
+
+    async def _drop_escalation(self, name: str) -> None:
+        version = self._escalations.pop(name, None)
+        try:
+            found = await self.board.get(name)
+            if found is not None:
+                await self.board.delete(name, expect=found.version if version is None else version)
+        except ConflictError:
+            pass  # changed meanwhile (decided?): the next round looks at it again
+
+    async def _decided_escalations(self, stats: RoundStats) -> None:
+        names = await self.board.keys(ESCALATION_PREFIX + "*")
+        if not names:
+            self._escalations.clear()
+            return
+        try:
+            async with self.board.redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hget(self.board.keys_.entry(name), "v")
+                versions = await pipe.execute()
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        seen = {}
+        for name, raw in zip(names, versions, strict=True):
+            version = int(raw or 0)
+            seen[name] = version
+            if self._escalations.get(name) == version:
+                continue
+            found = await self.board.get(name)
+            if found is None or not isinstance(found.value, dict):
+                continue
+            decided = found.value.get("state") == "decided" and "decision" in found.value
+            if decided and not await self._apply_decision(name, found, stats):
+                seen.pop(name)  # not applied yet: look again next round
+        self._escalations = seen
+
+    async def _apply_decision(self, name: str, found: Entry, stats: RoundStats) -> bool:
+        doc = found.value
+        key = str(doc.get("key", ""))
+        listed = {(str(p["proposer"]), int(p["revision"])) for p in doc.get("proposals", [])}
+        still_open = [
+            p for p in await self.board.proposals(key) if (p.proposer, p.revision) in listed
+        ]
+        if still_open:
+            for _ in range(3):
+                entry = await self.board.get(key)
+                try:
+                    done = await commit_merge(
+                        self.board,
+                        key,
+                        entry.version if entry is not None else 0,
+                        doc["decision"],
+                        still_open,
+                        "human",
+                        self.board.fence,
+                    )
+                except ConflictError:
+                    continue
+                if done is not None:
+                    stats.resolved += 1
+                    self.report(
+                        f"{key}: human decision by {doc.get('decided_by', '?')} merged over "
+                        f"{done.merged} proposals into version {done.version}"
+                    )
+                break
+            else:
+                stats.conflicts += 1
+                return False
+        try:
+            await self.board.delete(name, expect=found.version)
+        except ConflictError:
+            return False
+        return True

@@ -1,0 +1,129 @@
+"""Retention on a real server: log and history windows, consumer groups, fake clock."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+import blackboard
+from blackboard.compactor import Compactor
+from blackboard.errors import HistoryTrimmedError
+from blackboard.ops import Fence
+from blackboard.retention import HistorySweep, Retention, trim_log
+
+OFF: dict[str, Any] = {
+    "log_max_events": None,
+    "log_max_age": None,
+    "history_max_age": None,
+    "activation_max_age": None,
+}
+
+
+async def log_revisions(board: blackboard.Board) -> list[int]:
+    return [int(i.split(b"-")[0]) for i, _ in await board.redis.xrange(board.keys_.log)]
+
+
+async def test_log_count_window_never_passes_a_consumer_group(board: blackboard.Board) -> None:
+    for i in range(20):
+        await board.put(f"k{i % 3}", i)
+    log = board.keys_.log
+    await board.redis.xgroup_create(log, "controller", id="0")
+    await board.redis.xreadgroup("controller", "c1", {log: ">"}, count=8)  # 1..8 delivered
+    await board.redis.xack(log, "controller", "1-1", "2-1", "3-1")  # 4..8 still pending
+    now = int(time.time() * 1000)
+    res = await trim_log(board, Retention(**{**OFF, "log_max_events": 5}), now)
+    assert (res.removed, res.oldest, res.held_by) == (3, 4, "controller")
+    assert await log_revisions(board) == list(range(4, 21))
+    await board.redis.xack(log, "controller", *[f"{i}-1" for i in range(4, 9)])
+    res = await trim_log(board, Retention(**{**OFF, "log_max_events": 5}), now)
+    assert (res.oldest, res.held_by) == (9, "controller")  # 9.. not delivered yet
+    await board.redis.xreadgroup("controller", "c1", {log: ">"})
+    await board.redis.xack(log, "controller", *[f"{i}-1" for i in range(9, 21)])
+    res = await trim_log(board, Retention(**{**OFF, "log_max_events": 5}), now)
+    assert (res.oldest, res.held_by) == (16, "")
+    assert await log_revisions(board) == list(range(16, 21))
+
+
+async def test_log_age_window_with_a_fake_clock_and_batches(board: blackboard.Board) -> None:
+    for i in range(30):
+        await board.put("k", i)
+    now = int(time.time() * 1000)
+    keep_all = await trim_log(board, Retention(**{**OFF, "log_max_age": 3600}), now)
+    assert keep_all.removed == 0
+    later = now + 7200 * 1000  # two hours on: everything is older than the hour kept
+    res = await trim_log(board, Retention(**{**OFF, "log_max_age": 3600, "batch": 7}), later)
+    assert res.removed == 30 and await log_revisions(board) == []
+    # the revision counter goes on, so watchers see the gap as trimming, never a skip
+    with pytest.raises(HistoryTrimmedError):
+        async for _ in board.watch(since=3, idle_timeout=0.05):
+            pass
+    e = await board.put("k", "after")
+    assert e.revision == 31 and await log_revisions(board) == [31]
+
+
+async def test_trim_is_fenced(board: blackboard.Board) -> None:
+    await board.put("k", 1)
+    lease = board.keys_.compactor_lease
+    await board.redis.set(lease, "1:someone")
+    with pytest.raises(blackboard.LeaseLostError):
+        await trim_log(
+            board, Retention(**{**OFF, "log_max_events": 1}), 0, Fence("eq", lease, "2:me")
+        )
+
+
+async def test_history_window_by_count_and_age(board: blackboard.Board) -> None:
+    for i in range(10):
+        await board.put("a", i)
+    for i in range(3):
+        await board.put("b", i)
+    await board.delete("b")
+    now = int(time.time() * 1000)
+    sweep = HistorySweep(board, Retention(**{**OFF, "history_max_versions": 4}))
+    res = await sweep.step(now)
+    assert res.removed == 6 + 0 and res.sweep_done
+    assert [e.version for e in await board.history("a")] == [10, 9, 8, 7]
+    with pytest.raises(HistoryTrimmedError):
+        await board.get("a", version=6)
+    with pytest.raises(HistoryTrimmedError):
+        await board.get("a", at_revision=2)
+    assert (await board.get("a", version=7)).value == 6  # type: ignore[union-attr]
+    aged = HistorySweep(board, Retention(**{**OFF, "history_max_age": 60}))
+    res = await aged.step(now + 3600 * 1000)
+    assert res.removed == 3 + 3  # a: 7..9; b: 1..3, its tombstone stays
+    assert [e.version for e in await board.history("a")] == [10]
+    hb = await board.history("b")
+    assert [(e.version, e.deleted) for e in hb] == [(4, True)]
+    assert (await board.put("b", "again")).version == 5  # versions never restart
+
+
+async def test_compactor_runs_retention_and_the_activation_hook(board: blackboard.Board) -> None:
+    for i in range(12):
+        await board.put("k", i)
+    calls: list[int] = []
+
+    async def sweep(b: blackboard.Board, cutoff_ms: int, fence: Fence | None) -> int:
+        assert fence is not None and fence.redis_key == b.keys_.compactor_lease
+        calls.append(cutoff_ms)
+        return 2 if len(calls) == 1 else 0
+
+    lines: list[str] = []
+    clock = [1_000_000.0]
+    c = Compactor(
+        board,
+        rules=(),
+        retention=Retention(log_max_events=5, log_max_age=None, history_max_versions=3),
+        report=lines.append,
+        clock=lambda: clock[0],
+        activation_sweeper=sweep,
+    )
+    stats = await c.run(until_idle=True)
+    assert (stats.log_trimmed, stats.history_trimmed, stats.activations_cleared) == (7, 9, 2)
+    assert calls[0] == int((1_000_000.0 - 3600) * 1000)
+    assert any(line.startswith("log: trimmed 7 events") for line in lines)
+    # not due again until `every` seconds pass on the injected clock
+    await board.put("k", "x")
+    assert await c.step() is False
+    clock[0] += 5.0
+    assert await c.step() is True
