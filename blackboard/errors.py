@@ -15,7 +15,11 @@ caller needs to decide what to do next::
     ├── LeaseLostError             a fenced write whose claim or lease is no longer held
     ├── PermissionDeniedError      the Redis ACL user may not do this (NOPERM)
     ├── BoardUnavailableError      Redis cannot be reached or answered with an error
-    └── ServerNotFoundError        no URL given and no server binary to start one
+    ├── ServerNotFoundError        no URL given and no server binary to start one
+    ├── PolicyError                a policy document is invalid (file, line, reason)
+    ├── DeadlineExceededError      an agent's handler ran past its activation's deadline
+    ├── AgentLoadError             an agent given as ``path.py:Class`` cannot be loaded
+    └── ActivationClosedError      a handler wrote after its activation ended (deadline)
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ActivationClosedError",
+    "AgentLoadError",
     "BlackboardError",
     "BoardUnavailableError",
     "ConflictError",
     "CorruptEntryError",
+    "DeadlineExceededError",
     "HistoryTrimmedError",
     "IdempotencyKeyReusedError",
     "InvalidKeyError",
     "InvalidValueError",
     "LeaseLostError",
     "PermissionDeniedError",
+    "PolicyError",
     "RetryExhaustedError",
     "ServerNotFoundError",
     "ValidationError",
@@ -146,6 +154,33 @@ class PermissionDeniedError(BlackboardError, PermissionError):
     """The Redis user may not run this command or touch this key (ACL NOPERM)."""
 
 
+class PolicyError(BlackboardError, ValueError):
+    """A policy document is invalid; fix it at `line` (None when unknown). The running
+    policy stays in force."""
+
+    def __init__(self, source: str, line: int | None, reason: str) -> None:
+        self.source = source
+        self.line = line
+        self.reason = reason
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"invalid policy {where}: {reason}")
+
+
+class DeadlineExceededError(BlackboardError, TimeoutError):
+    """A handler did not finish within its activation's deadline; nothing it staged was
+    written, and the activation is reported as failed."""
+
+    def __init__(self, activation: str, deadline: float) -> None:
+        self.activation = activation
+        self.deadline = deadline
+        super().__init__(f"activation {activation} ran past its deadline of {deadline:g}s")
+
+
+class AgentLoadError(BlackboardError):
+    """An agent given as ``path.py:Class`` (or ``module:Class``) cannot be loaded; fix the
+    path, the class name, or the class (it must subclass blackboard.Agent with a role)."""
+
+
 # Proposals and the compactor (docs/compactor.md) add, directly under BlackboardError:
 #   MergePolicyError     the [[merge]] tables of a policy are invalid
 #   BoardNotEmptyError   an import into a board that already holds data was refused
@@ -172,3 +207,8 @@ class SnapshotError(BlackboardError, ValueError):
 
 
 __all__ += ["BoardNotEmptyError", "MergePolicyError", "SnapshotError"]
+
+
+class ActivationClosedError(BlackboardError):
+    """A handler staged a write after its activation ended (its deadline passed, or its
+    result was committed); the write is refused."""

@@ -45,3 +45,34 @@ class Settings(BaseSettings):
     backoff_base: float = Field(0.001, gt=0, description="first backoff of update(), seconds")
     backoff_cap: float = Field(0.05, gt=0, description="largest backoff of update(), seconds")
     connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for Redis to answer")
+
+    # controller and agent runtime (controller.py, runtime.py)
+    claim_lease: float = Field(
+        30.0, gt=0, description="seconds a claim lives unrenewed before another agent takes it"
+    )
+    agent_heartbeat: float = Field(1.0, gt=0, description="seconds between agent heartbeats")
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="seconds a stopping agent lets in-flight activations finish"
+    )
+    max_deliveries: int = Field(
+        5, ge=1, description="deliveries of one activation before it is failed as poison"
+    )
+    conflict_retries: int = Field(
+        3, ge=0, description="times a handler runs again when its commit meets a conflict"
+    )
+    activation_idempotency_ttl: int = Field(
+        3600, ge=1, description="seconds an activation's commit is remembered for retries"
+    )
+    controller_lease: float = Field(
+        5.0, gt=0, description="seconds the controller leader lease lasts unrenewed"
+    )
+    controller_batch: int = Field(
+        512, ge=1, description="log events the controller reads and settles per batch"
+    )
+    decisions_kept: int = Field(50, ge=1, description="controller decisions kept per entry")
+    decisions_ttl: int = Field(
+        7 * 86_400, ge=1, description="seconds an entry's decision list outlives its last write"
+    )
+    outcomes_cap: int = Field(
+        100_000, ge=1, description="approximate length cap of the agents' outcome stream"
+    )

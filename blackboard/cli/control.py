@@ -1,0 +1,289 @@
+"""Control commands: controller, agent run/list, policy apply/show/rollback, explain, agenda
+(edge layer; thin commands over controller, runtime, policy_board, decisions)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgpack
+import orjson
+import typer
+from rich.table import Table
+
+from blackboard.agent import load_agent
+from blackboard.cli.context import BoardOpt, JsonOpt, RedisOpt, app, dumps, err, need_url, out, run
+from blackboard.connection import connect
+from blackboard.controller import Controller
+from blackboard.decisions import controller_status
+from blackboard.decisions import explain as explain_key
+from blackboard.errors import AgentLoadError, PolicyError
+from blackboard.policy import parse_policy
+from blackboard.policy_board import POLICY_KEY, apply_policy, load_policy, rollback_policy
+from blackboard.runtime import AgentRuntime
+
+agent_app = typer.Typer(help="Run and list agents.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Apply, show and roll back the policy in force.", no_args_is_help=True
+)
+app.add_typer(agent_app, name="agent")
+app.add_typer(policy_app, name="policy")
+
+LogOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (call inside the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _read_policy_file(path: Path) -> str:
+    try:
+        source = path.read_text()
+    except OSError as exc:
+        err.print(f"error: cannot read {path}: {exc.strerror}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    try:
+        parse_policy(source, str(path))
+    except PolicyError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    return source
+
+
+@app.command()
+def controller(
+    board: BoardOpt = "demo",
+    redis: RedisOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Apply this policy file first (if it differs).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Controller id (default host:pid).")] = None,
+    log_level: LogOpt = "info",
+) -> None:
+    """Run a controller: lead when holding the lease, stand by otherwise; SIGTERM stops it."""
+    url = need_url(redis)
+    source = _read_policy_file(policy) if policy is not None else None
+    _logging(log_level)
+
+    async def go() -> None:
+        stop = _stop_event()
+        async with connect(url, board=board, writer=name or "controller") as b:
+            if source is not None and policy is not None:
+                entry, written = await apply_policy(b, source, str(policy))
+                state = "applied" if written else "already in force"
+                err.print(f"policy {policy} {state} (version {entry.version})", highlight=False)
+            await Controller(b, name=name).run(stop)
+
+    run(go())
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"{text!r}: use KEY=VALUE")
+    try:
+        return key, orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return key, raw
+
+
+@agent_app.command("run")
+def agent_run(
+    spec: Annotated[str, typer.Argument(help="The agent: path/to/file.py:Class or module:Class.")],
+    board: BoardOpt = "demo",
+    redis: RedisOpt = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Activations run at once (default: the class's).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Agent id (default role@host:pid).")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE passed to the agent.")
+    ] = None,
+    log_level: LogOpt = "warning",
+) -> None:
+    """Run one agent process: claim its role's activations until SIGTERM, then finish or
+    release in-flight work within the grace period and exit 0."""
+    url = need_url(redis)
+    try:
+        cls = load_agent(spec)
+    except AgentLoadError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    options = dict(_parse_option(o) for o in option or [])
+    _logging(log_level)
+
+    async def go() -> None:
+        stop = _stop_event()
+        async with connect(url, board=board) as b:
+            runtime = AgentRuntime(cls(**options), b, name=name, concurrency=concurrency)
+            await runtime.run(stop)
+
+    run(go())
+
+
+@agent_app.command("list")
+def agent_list(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOpt = False) -> None:
+    """Agents that registered on the board, with their last heartbeat."""
+    url = need_url(redis)
+
+    async def go() -> dict[str, Any]:
+        async with connect(url, board=board) as b:
+            raw: Any = await b.redis.hgetall(b.keys_.agents)
+            return {k.decode(): msgpack.unpackb(v, raw=False) for k, v in raw.items()}
+
+    agents = run(go())
+    if as_json:
+        out.print(dumps(agents), highlight=False, markup=False)
+        return
+    table = Table(title=f"{board}: agents")
+    for col in ("agent", "role", "in flight", "done", "failed", "last beat"):
+        table.add_column(col)
+    now = time.time() * 1000
+    for agent_name, a in sorted(agents.items()):
+        beat = f"{(now - a.get('beat_ms', 0)) / 1000:.1f}s ago"
+        table.add_row(
+            agent_name, a.get("role", ""), str(a.get("inflight", 0)), str(a.get("done", 0)),
+            str(a.get("failed", 0)), beat,
+        )  # fmt: skip
+    out.print(table)
+
+
+@policy_app.command("apply")
+def policy_apply(
+    file: Annotated[Path, typer.Argument(help="A TOML policy document.")],
+    board: BoardOpt = "demo",
+    redis: RedisOpt = None,
+) -> None:
+    """Validate a policy and put it in force (an invalid one is refused: exit 2)."""
+    url = need_url(redis)
+    source = _read_policy_file(file)
+
+    async def go() -> tuple[int, bool]:
+        async with connect(url, board=board, writer="cli") as b:
+            entry, written = await apply_policy(b, source, str(file))
+            return entry.version, written
+
+    version, written = run(go())
+    what = "in force" if written else "already in force"
+    out.print(f"policy {file} {what} as version {version} of {POLICY_KEY}", highlight=False)
+
+
+@policy_app.command("show")
+def policy_show(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the policy in force."""
+    url = need_url(redis)
+
+    async def go() -> Any:
+        async with connect(url, board=board) as b:
+            return await load_policy(b)
+
+    loaded = run(go())
+    if loaded is None:
+        err.print(f"error: no policy on board {board!r}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    policy, entry = loaded
+    if as_json:
+        doc = {"version": entry.version, "file": entry.value.get("file")}
+        doc["policy"] = policy.model_dump(mode="json", by_alias=True)
+        out.print(dumps(doc), highlight=False, markup=False)
+        return
+    out.print(f"# version {entry.version} of {POLICY_KEY}, from {entry.value.get('file')}")
+    out.print(entry.value["source"], highlight=False, markup=False)
+
+
+@policy_app.command("rollback")
+def policy_rollback(board: BoardOpt = "demo", redis: RedisOpt = None) -> None:
+    """Put the previous valid policy back in force (as a new version)."""
+    url = need_url(redis)
+
+    async def go() -> int:
+        async with connect(url, board=board, writer="cli") as b:
+            return (await rollback_policy(b)).version
+
+    version = run(go())
+    out.print(f"rolled back: version {version} of {POLICY_KEY} is in force", highlight=False)
+
+
+@app.command()
+def explain(
+    key: Annotated[str, typer.Argument(help="Entry key.")],
+    board: BoardOpt = "demo",
+    redis: RedisOpt = None,
+    limit: Annotated[int, typer.Option(help="At most this many decisions.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why each role was or was not activated on an entry, newest first."""
+    url = need_url(redis)
+
+    async def go() -> list[dict[str, Any]]:
+        async with connect(url, board=board) as b:
+            return await explain_key(b, key, limit=limit)
+
+    found = run(go())
+    if as_json:
+        for d in found:
+            out.print(dumps(d), highlight=False, markup=False)
+        return
+    if not found:
+        out.print(f"no decisions recorded about {key!r}", highlight=False)
+        return
+    for d in found:
+        state = ""
+        act = d.get("activation")
+        if act:
+            state = f" -> {act['state']}" + (f" by {act['agent']}" if act.get("agent") else "")
+            if act.get("error"):
+                state += f" ({act['error']})"
+        out.print(
+            f"[bold]{d['decision']}[/] {d['role'] or '-'} on {d['key']} v{d['version']} "
+            f"(rev {d['revision']}, rule {d['rule'] or '-'}){state}",
+            highlight=False,
+        )
+        for reason in d["reasons"]:
+            out.print(f"    {reason}", highlight=False, markup=False)
+
+
+@app.command()
+def agenda(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOpt = False) -> None:
+    """The leading controller's last status: per role pending, waiting and breaker state."""
+    url = need_url(redis)
+
+    async def go() -> dict[str, Any] | None:
+        async with connect(url, board=board) as b:
+            return await controller_status(b)
+
+    status = run(go())
+    if status is None:
+        err.print("error: no controller has led on this board", highlight=False, markup=False)
+        raise typer.Exit(1)
+    if as_json:
+        out.print(dumps(status), highlight=False, markup=False)
+        return
+    age = (time.time() * 1000 - status["time_ms"]) / 1000
+    out.print(
+        f"leader {status['leader']} (epoch {status['epoch']}, {age:.1f}s ago), policy "
+        f"{status['policy'] or '-'}, revision {status['revision']}",
+        highlight=False,
+    )
+    table = Table()
+    for col in ("role", "pending", "waiting", "breaker"):
+        table.add_column(col)
+    for role, r in status["roles"].items():
+        table.add_row(role, str(r["pending"]), str(r["waiting"]), r["breaker"])
+    out.print(table)

@@ -1,0 +1,607 @@
+"""The controller: reads the change log and grants activations under the policy (controller
+layer; imports board, lease, scripts, policy, rules, guards, agenda, activation, decisions).
+
+Several controllers may run; the one holding the lease leads. The leader reads the change
+log and the agents' outcome stream through consumer groups with a fenced script, matches
+each change against the rules, runs the admission guards, and lets the agenda pick what to
+grant. Every batch of decisions (grants, refusals, finished activations, breaker changes)
+and the acknowledgement of the events it settles are one fenced script: a crash leaves the
+events pending for the next leader, which re-reads them; a deposed leader's reads and
+writes are refused by its stale epoch. An event stays pending while a candidate it raised
+waits on the agenda, so the pending list is the agenda's durable copy, and deterministic
+activation ids make re-granting after a failover a no-op. This module is over 400 lines
+because the admission of a change (rules, escalation, consensus) reads best beside the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from redis.exceptions import RedisError, ResponseError
+
+from blackboard import scripts
+from blackboard.activation import Activation, activation_id, grant_fields
+from blackboard.agenda import Agenda, Candidate, OpenActivation
+from blackboard.board import Board, wrap_redis_error
+from blackboard.decisions import decision
+from blackboard.entry import Change
+from blackboard.errors import BlackboardError
+from blackboard.guards import confidence_of, consensus, dedupe, escalation, loop_guard
+from blackboard.lease import LeaderLease
+from blackboard.policy import Policy, Rule
+from blackboard.policy_board import POLICY_KEY, load_policy, policy_of
+from blackboard.rules import MISSING, Match, lookup, match_rules, render
+from blackboard.settings import Settings
+from blackboard.watch import parse_event
+
+__all__ = ["GROUP", "Controller"]
+
+log = logging.getLogger("blackboard.controller")
+
+GROUP = "controller"
+CONSUMER = "leader"
+_VALUE_INLINE = 64 * 1024
+
+
+def _pack(obj: Any) -> bytes:
+    return bytes(msgpack.packb(obj, use_bin_type=True))
+
+
+def _pack_for_lua(obj: Any) -> bytes:
+    # Redis's cmsgpack reads no bin type: bytes go as msgpack raw strings
+    return bytes(msgpack.packb(obj, use_bin_type=False))
+
+
+def _s(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class _Deposed(Exception):
+    pass
+
+
+class _Batch:
+    """Operations and acknowledgements for one grant.lua call."""
+
+    def __init__(self) -> None:
+        self.ops: list[list[Any]] = []
+        self.keys: list[str] = []
+        self.log_acks: list[str] = []
+        self.outcome_acks: list[str] = []
+        self.granted: list[Candidate] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.ops or self.log_acks or self.outcome_acks)
+
+
+class Controller:
+    """One controller process on `board`; `run(stop)` contends for the lease and leads."""
+
+    def __init__(
+        self,
+        board: Board,
+        *,
+        name: str | None = None,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.board = board
+        self.redis = board.redis
+        self.keys = board.keys_
+        self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
+        self.settings = settings or board.settings
+        self.clock = clock
+        self.lease = LeaderLease(
+            self.redis,
+            self.keys.controller_lease,
+            self.keys.controller_epoch,
+            self.name,
+            self.settings.controller_lease,
+        )
+        self.policy = Policy()
+        self.agenda = Agenda(self.policy)
+        self.leading = asyncio.Event()
+        self.processed = 0
+        self._waiting_events: dict[str, int] = {}
+        self._last_ids = {"log": "0-0", "outcomes": "0-0"}
+        self._last_rev = 0
+        self._deposed = False
+        self._status_at = 0.0
+        self._parents: dict[str, OpenActivation] = {}
+
+    # -- leadership -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Contend for the lease until `stop` is set; lead while holding it."""
+        poll = max(0.05, self.settings.controller_lease / 5)
+        try:
+            while not stop.is_set():
+                try:
+                    if await self.lease.acquire():
+                        log.info("%s leads with epoch %d", self.name, self.lease.epoch)
+                        await self._lead(stop)
+                        continue
+                except BlackboardError as exc:
+                    log.warning("controller: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll)
+        finally:
+            self.leading.clear()
+            await self.lease.release()
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        self._deposed = False
+        await self._start_leading()
+        renew = asyncio.create_task(self._renew_loop())
+        self.leading.set()
+        try:
+            await self._replay()
+            while not stop.is_set() and not self._deposed:
+                await self._step()
+        except _Deposed:
+            log.warning("%s lost the lease; following again", self.name)
+        finally:
+            self.leading.clear()
+            renew.cancel()
+            await asyncio.gather(renew, return_exceptions=True)
+
+    async def _renew_loop(self) -> None:
+        interval = self.settings.controller_lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.lease.renew():
+                    self._deposed = True
+                    return
+            except BlackboardError as exc:
+                log.warning("lease renewal failed: %s", exc)
+
+    async def _start_leading(self) -> None:
+        """Load the policy, the open activations and breakers an earlier leader left."""
+        try:
+            loaded = await load_policy(self.board)
+        except BlackboardError as exc:
+            log.error("the policy on the board is invalid, running none: %s", exc)
+            loaded = None
+        self.policy = loaded[0] if loaded else Policy()
+        self.agenda = Agenda(self.policy)
+        self._waiting_events.clear()
+        try:
+            for stream in (self.keys.log, self.keys.outcomes):
+                try:
+                    await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+            opened: Any = await self.redis.hgetall(self.keys.open_activations)
+            state: Any = await self.redis.hgetall(self.keys.controller_state)
+            groups: Any = await self.redis.xinfo_groups(self.keys.log)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        for act_id, blob in opened.items():
+            role, resource, depth, priority, granted_at = msgpack.unpackb(blob, raw=False)
+            self.agenda.restore(
+                _s(act_id), OpenActivation(role, resource, depth, priority, granted_at)
+            )
+        for field, blob in state.items():
+            name = _s(field)
+            if name.startswith("breaker:"):
+                self.agenda.breaker(name[8:]).load(msgpack.unpackb(blob, raw=False))
+        for g in groups:
+            if _s(g["name"]) == GROUP:
+                self._last_ids["log"] = _s(g["last-delivered-id"])
+        self._last_rev = int(self._last_ids["log"].split("-")[0])
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _read(self, log_id: str, outcome_id: str) -> tuple[list[Any], list[Any]]:
+        args = [self.lease.token, GROUP, CONSUMER, self.settings.controller_batch]
+        try:
+            res: Any = await scripts.CONTROLLER_READ(
+                self.redis,
+                [self.keys.controller_lease, self.keys.log, self.keys.outcomes],
+                [*args, log_id, outcome_id],
+            )
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        if res[0] == b"fenced":
+            self._deposed = True
+            raise _Deposed()
+        logs: list[Any] = []
+        outcomes: list[Any] = []
+        for stream, entries in res[1] or []:
+            target = logs if _s(stream) == self.keys.log else outcomes
+            for entry_id, flat in entries:
+                fields = None
+                if flat:
+                    fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+                target.append((_s(entry_id), fields))
+        return logs, outcomes
+
+    async def _replay(self) -> None:
+        """Settle the events an earlier leader read and did not acknowledge."""
+        ids = ["0-0", "0-0"]
+        while True:
+            logs, outcomes = await self._read(ids[0], ids[1])
+            if not logs and not outcomes:
+                return
+            if logs:
+                ids[0] = logs[-1][0]
+            if outcomes:
+                ids[1] = outcomes[-1][0]
+            await self._process(logs, outcomes, replay=True)
+
+    async def _step(self) -> None:
+        logs, outcomes = await self._read(">", ">")
+        if logs or outcomes:
+            await self._process(logs, outcomes)
+            return
+        now = self.clock()
+        due = self.agenda.next_due(now)
+        if (due is not None and due <= now + 0.001) or now - self._status_at >= 1.0:
+            await self._process([], [])
+        timeout = 0.2
+        if due is not None:
+            timeout = min(timeout, max(0.001, due - self.clock()))
+        try:
+            await self.redis.xread(
+                {
+                    self.keys.log: self._last_ids["log"],
+                    self.keys.outcomes: self._last_ids["outcomes"],
+                },
+                count=1,
+                block=max(1, int(timeout * 1000)),
+            )
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+
+    # -- deciding -------------------------------------------------------------------------
+
+    async def _process(self, logs: list[Any], outcomes: list[Any], replay: bool = False) -> None:
+        now = self.clock()
+        batch = _Batch()
+        for entry_id, fields in outcomes:
+            batch.outcome_acks.append(entry_id)
+            if not replay:
+                self._last_ids["outcomes"] = entry_id
+            if fields is not None:
+                ok = fields.get(b"o") == b"ok"
+                self._finish(
+                    batch, _s(fields.get(b"a", b"")), ok, _s(fields.get(b"e", b"")),
+                    _s(fields.get(b"w", b"")), now,
+                )  # fmt: skip
+        for entry_id, fields in logs:
+            if not replay:
+                self._last_ids["log"] = entry_id
+            if fields is None:
+                batch.log_acks.append(entry_id)
+                continue
+            await self._event(batch, entry_id, fields, now, replay)
+        granted = self.agenda.dispatch(now)
+        for cand in granted:
+            self._grant(batch, cand, now)
+        for cand in self.agenda.newly_waiting():
+            self._record(batch, "waiting", cand, [*cand.reasons, f"waiting: {cand.waiting}"], now)
+        if now - self._status_at >= 1.0:
+            self._status_at = now
+            batch.ops.append(["s", "status", _pack(self.status())])
+        if batch:
+            await self._write(batch)
+        self.processed += len(logs)
+
+    async def _event(
+        self, batch: _Batch, entry_id: str, fields: dict[bytes, bytes], now: float, replay: bool
+    ) -> None:
+        revision = int(entry_id.split("-", 1)[0])
+        if not replay and self._last_rev and revision > self._last_rev + 1:
+            log.error(
+                "changes %d..%d were trimmed from the log before the controller read them",
+                self._last_rev + 1, revision - 1,
+            )  # fmt: skip
+        self._last_rev = max(self._last_rev, revision)
+        try:
+            changes = parse_event(self.board, entry_id.encode(), fields)
+        except BlackboardError as exc:
+            log.error("skipping log event %s: %s", entry_id, exc)
+            batch.log_acks.append(entry_id)
+            return
+        parent_id = changes[0].activation if changes else None
+        parent = None
+        if parent_id:
+            parent = self.agenda.open.get(parent_id) or await self._lookup(parent_id)
+            if parent_id in self.agenda.open:
+                self._finish(batch, parent_id, True, "", changes[0].writer, now)
+        waiting = 0
+        for i, change in enumerate(changes, 1):
+            if change.key == POLICY_KEY:
+                self._reload(batch, change, now)
+                continue
+            raw = fields.get(b"d" + str(i).encode(), b"")
+            waiting += await self._admit(batch, entry_id, change, raw, parent_id, parent, now)
+        if waiting:
+            self._waiting_events[entry_id] = waiting
+        else:
+            batch.log_acks.append(entry_id)
+
+    async def _lookup(self, act_id: str) -> OpenActivation | None:
+        """Role, depth and priority of a finished activation (for depth and escalation)."""
+        cached = self._parents.get(act_id)
+        if cached is not None:
+            return cached
+        try:
+            raw: Any = await self.redis.hmget(self.keys.activation(act_id), "role", "d", "p", "k")
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        if raw[0] is None:
+            return None
+        act = OpenActivation(_s(raw[0]), _s(raw[3] or b""), int(raw[1] or 0), int(raw[2] or 0), 0)
+        if len(self._parents) > 10_000:
+            self._parents.clear()
+        self._parents[act_id] = act
+        return act
+
+    def _reload(self, batch: _Batch, change: Change, now: float) -> None:
+        try:
+            policy = policy_of(change.value)
+        except BlackboardError as exc:
+            log.error("policy v%d refused, the running policy stays: %s", change.version, exc)
+            self._refuse(
+                batch, change, "", "policy", [f"invalid policy, running one stays: {exc}"], now
+            )
+            return
+        self.policy = policy
+        self.agenda.set_policy(policy)
+        log.info("policy v%d (%s) in force", change.version, policy.name or "unnamed")
+
+    async def _admit(
+        self,
+        batch: _Batch,
+        entry_id: str,
+        change: Change,
+        raw_value: bytes,
+        parent_id: str | None,
+        parent: OpenActivation | None,
+        now: float,
+    ) -> int:
+        """Turn one change into candidates on the agenda; returns how many were added."""
+        policy = self.policy
+        depth = parent.depth + 1 if parent else 0
+        matches = match_rules(policy, change.key, change.kind, change.value)
+        value = raw_value if len(raw_value) <= _VALUE_INLINE else b""
+        cands: list[tuple[Candidate, Rule | None]] = []
+        esc = None
+        if parent is not None and change.kind in ("put", "apply", "merge"):
+            conf = confidence_of(change.value, policy.escalation.field)
+            threshold = policy.threshold(parent.role)
+            target = policy.escalation_target(parent.role)
+            esc = escalation(conf, threshold, parent.role, target)
+            if not esc.ok and target is not None:
+                for m in matches:
+                    reasons = [f"rule {m.rule.name} matched", f"superseded: {esc.reason}"]
+                    self._refuse(batch, change, m.rule.role, m.rule.name, reasons, now)
+                matches = []
+                ctx = {"confidence": conf, "threshold": threshold, "from": parent_id}
+                cand = self._candidate(
+                    target, change.key, change.version, change.revision, "escalation",
+                    parent.priority, depth, parent.resource or change.key,
+                    policy.limits(target).deadline or policy.deadline, now, entry_id, value,
+                    [esc.reason], parent.role, ctx,
+                )  # fmt: skip
+                cands.append((cand, None))
+        chosen: dict[tuple[str, str], Match] = {}
+        for m in matches:
+            slot = (m.rule.role, m.target(change.key))
+            best = chosen.get(slot)
+            if best is None or m.rule.priority > best.rule.priority:
+                chosen[slot] = m
+        for m in matches:
+            if chosen.get((m.rule.role, m.target(change.key))) is not m:
+                self._refuse(batch, change, m.rule.role, m.rule.name,
+                             [f"rule {m.rule.name} matched", "superseded by a rule of higher "
+                              "priority for the same role and key"], now)  # fmt: skip
+        for m in chosen.values():
+            inherited = parent.priority if parent is not None else 0
+            made = await self._from_rule(batch, m, change, entry_id, value, depth, inherited, now)
+            if made is not None:
+                cands.append((made, m.rule))
+        added = 0
+        for cand, rule in cands:
+            max_depth = rule.max_depth if rule and rule.max_depth is not None else policy.max_depth
+            loop = loop_guard(cand.depth, max_depth)
+            seen = dedupe(
+                cand.activation_id, _Known(self.agenda), cand.role, cand.key, cand.version
+            )
+            cand.reasons += [loop.reason, seen.reason]
+            if not (loop.ok and seen.ok):
+                self._record(batch, "refused", cand, cand.reasons, now)
+                continue
+            self.agenda.add(cand)
+            added += 1
+        return added
+
+    async def _from_rule(
+        self, batch: _Batch, m: Match, change: Change, entry_id: str, value: bytes,
+        depth: int, parent_priority: int, now: float,
+    ) -> Candidate | None:  # fmt: skip
+        rule, policy = m.rule, self.policy
+        role, key, version = rule.role, m.target(change.key), change.version
+        conds = f" and {len(rule.when)} condition(s)" if rule.when else ""
+        reasons = [f"rule {rule.name}: {change.key} matches {rule.on}{conds}"]
+        ctx: dict[str, Any] = {}
+        if rule.consensus is not None:
+            c = rule.consensus
+            votes = await self._votes(m, change)
+            result = consensus(votes, c.k, c.n)
+            reasons.append(result.reason)
+            ctx = {"votes": result.votes, "present": result.present, "of": c.n}
+            version, value = 0, b""
+            if result.decided:
+                ctx["consensus"] = result.agreed
+            elif result.split and c.else_role:
+                role = c.else_role
+                ctx["split"] = True
+                reasons.append(f"no consensus: to {role}")
+            else:
+                what = "refused" if result.split else "pending"
+                self._refuse(batch, change, role, rule.name, reasons, now, what)
+                return None
+        deadline = rule.deadline or policy.limits(role).deadline or policy.deadline
+        priority = rule.priority
+        if parent_priority > priority:
+            priority = parent_priority
+            reasons.append(f"priority {priority}, inherited from its cause (rule: {rule.priority})")
+        else:
+            reasons.append(f"priority {priority}")
+        return self._candidate(
+            role, key, version, change.revision, rule.name, priority, depth,
+            m.resource(key), deadline, now, entry_id, value, reasons, "", ctx,
+        )  # fmt: skip
+
+    async def _votes(self, m: Match, change: Change) -> list[Any]:
+        c = m.rule.consensus
+        assert c is not None
+        if c.source == "proposals":
+            proposals = getattr(self.board, "proposals", None)
+            if proposals is None:
+                return []
+            found = await proposals(change.key)
+            return [lookup(getattr(p, "value", p), c.field) for p in found]
+        pattern = render(c.group or "", change.key, m.captures)
+        out = []
+        for key in await self.board.keys(pattern):
+            entry = await self.board.get(key)
+            out.append(MISSING if entry is None else lookup(entry.value, c.field))
+        return out
+
+    def _candidate(
+        self, role: str, key: str, version: int, revision: int, rule: str, priority: int,
+        depth: int, resource: str, deadline: float, now: float, entry_id: str, value: bytes,
+        reasons: list[str], escalated_from: str, context: dict[str, Any],
+    ) -> Candidate:  # fmt: skip
+        return Candidate(
+            activation_id(role, key, version), role, key, version, revision, rule, priority,
+            depth, resource, deadline, now, entry_id, value, escalated_from, context, reasons,
+        )  # fmt: skip
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _grant(self, batch: _Batch, cand: Candidate, now: float) -> None:
+        now_ms = int(now * 1000)
+        act = Activation(
+            cand.activation_id, cand.role, cand.key, cand.version, cand.revision, cand.rule,
+            cand.priority, cand.depth, cand.deadline, None, cand.escalated_from or None,
+            cand.context, granted_ms=now_ms,
+        )  # fmt: skip
+        queue, record = grant_fields(act, cand.value, cand.reasons)
+        opened = _pack([cand.role, cand.resource, cand.depth, cand.priority, now])
+        common = {
+            "key": cand.key, "version": cand.version, "revision": cand.revision,
+            "role": cand.role, "rule": cand.rule, "activation": cand.activation_id,
+            "time_ms": now_ms,
+        }  # fmt: skip
+        granted = decision("granted", reasons=cand.reasons, **common)  # type: ignore[arg-type]
+        dup = decision("refused", reasons=["dedupe: granted before"], **common)  # type: ignore[arg-type]
+        batch.ops.append(["g", cand.activation_id, queue, record, opened, granted, dup])
+        batch.keys += [
+            self.keys.queue(cand.role),
+            self.keys.activation(cand.activation_id),
+            self.keys.decisions(cand.key),
+        ]
+        batch.granted.append(cand)
+        if cand.event_id:
+            left = self._waiting_events.get(cand.event_id, 0) - 1
+            if left <= 0:
+                self._waiting_events.pop(cand.event_id, None)
+                batch.log_acks.append(cand.event_id)
+            else:
+                self._waiting_events[cand.event_id] = left
+
+    def _finish(
+        self, batch: _Batch, act_id: str, ok: bool, error: str, agent: str, now: float
+    ) -> None:
+        act, changed = self.agenda.finished(act_id, ok, now)
+        if act is None:
+            return
+        state = "done" if ok else "failed"
+        batch.ops.append(["d", act_id, ["s", state, "t", int(now * 1000), "a", agent, "o", error]])
+        batch.keys.append(self.keys.activation(act_id))
+        if changed:
+            breaker = self.agenda.breaker(act.role)
+            log.warning("breaker of %s is %s", act.role, breaker.state.value)
+            batch.ops.append(["s", f"breaker:{act.role}", _pack(breaker.dump())])
+
+    def _record(
+        self, batch: _Batch, what: str, cand: Candidate, reasons: list[str], now: float
+    ) -> None:
+        batch.ops.append([
+            "r",
+            decision(
+                what, key=cand.key, version=cand.version, revision=cand.revision,
+                role=cand.role, rule=cand.rule, reasons=reasons,
+                activation=cand.activation_id, time_ms=int(now * 1000),
+            ),
+        ])  # fmt: skip
+        batch.keys.append(self.keys.decisions(cand.key))
+
+    def _refuse(
+        self, batch: _Batch, change: Change, role: str, rule: str, reasons: list[str],
+        now: float, what: str = "refused",
+    ) -> None:  # fmt: skip
+        batch.ops.append([
+            "r",
+            decision(
+                what, key=change.key, version=change.version, revision=change.revision,
+                role=role, rule=rule, reasons=reasons, time_ms=int(now * 1000),
+            ),
+        ])  # fmt: skip
+        batch.keys.append(self.keys.decisions(change.key))
+
+    async def _write(self, batch: _Batch) -> None:
+        k = self.keys
+        fixed = [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state]
+        args = [
+            self.lease.token, GROUP, self.settings.decisions_kept,
+            self.settings.decisions_ttl * 1000, _pack_for_lua(batch.ops),
+            _pack_for_lua(batch.log_acks), _pack_for_lua(batch.outcome_acks),
+        ]  # fmt: skip
+        try:
+            res: Any = await scripts.GRANT(self.redis, fixed + batch.keys, args)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        if res[0] == b"fenced":
+            self._deposed = True
+            raise _Deposed()
+        for cand, queued in zip(batch.granted, res[1], strict=True):
+            if not queued:
+                self.agenda.revert(cand.activation_id)
+
+    def status(self) -> dict[str, Any]:
+        """What the leader is doing: per-role pending, waiting and breaker state."""
+        return {
+            "leader": self.name,
+            "epoch": self.lease.epoch,
+            "policy": self.policy.name,
+            "revision": self._last_rev,
+            "waiting": self.agenda.waiting,
+            "open": len(self.agenda.open),
+            "roles": self.agenda.status(),
+            "time_ms": int(self.clock() * 1000),
+        }
+
+
+class _Known:
+    """The agenda as a container of activation ids already granted, waiting or open."""
+
+    def __init__(self, agenda: Agenda) -> None:
+        self.agenda = agenda
+
+    def __contains__(self, activation_id: object) -> bool:
+        return isinstance(activation_id, str) and self.agenda.known(activation_id)

@@ -1,0 +1,314 @@
+"""Policy documents: the pydantic models of a TOML policy and its parsing (no I/O).
+
+A policy says which roles may act on which changes: rules (a key pattern plus conditions on
+the value grant an activation to a role, with a priority), per-role limits (backpressure
+bound, rate, circuit breaker, escalation target) and the escalation threshold. A document
+that does not validate raises `PolicyError` with the line it points at; the caller keeps the
+policy it had. ``[[merge]]`` tables belong to the compactor and are kept here unvalidated.
+Bottom layer: imports errors and keys only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from blackboard.errors import PolicyError
+from blackboard.keys import check_pattern
+
+__all__ = [
+    "OPERATORS",
+    "Condition",
+    "Consensus",
+    "Escalation",
+    "Policy",
+    "RoleLimits",
+    "Rule",
+    "check_role",
+    "parse_policy",
+    "policy_digest",
+]
+
+OPERATORS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "exists")
+ChangeKind = Literal["put", "apply", "delete", "merge", "propose"]
+_DEFAULT_KINDS: tuple[ChangeKind, ...] = ("put", "apply", "merge")
+_ROLE_RE = re.compile(r"[A-Za-z0-9_\-.]{1,64}")
+_TEMPLATE_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def check_role(role: str) -> str:
+    """Return `role` if it is a valid role name (1-64 of A-Z a-z 0-9 _ - .); else ValueError."""
+    if not isinstance(role, str) or not _ROLE_RE.fullmatch(role):
+        raise ValueError(f"role {role!r} must be 1 to 64 characters from A-Z a-z 0-9 _ - .")
+    return role
+
+
+def _check_template(template: str) -> str:
+    for name in _TEMPLATE_RE.findall(template):
+        if name != "key" and not name.isdigit():
+            raise ValueError(f"template {template!r}: use {{key}} or {{1}}..{{9}}, not {{{name}}}")
+    return template
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Condition(_Model):
+    """One test on the value at `path` (dotted; '' is the whole value). Every operator given
+    must hold. Comparisons hold only between two numbers or two strings."""
+
+    path: str
+    eq: Any = None
+    ne: Any = None
+    in_: list[Any] | None = Field(None, alias="in")
+    not_in: list[Any] | None = None
+    lt: float | str | None = None
+    le: float | str | None = None
+    gt: float | str | None = None
+    ge: float | str | None = None
+    exists: bool | None = None
+    given: frozenset[str] = frozenset()
+
+
+def _conditions(when: Any) -> Any:
+    """``[rule.when]`` as a table of path -> literal (equality) or an operator table."""
+    if not isinstance(when, dict):
+        return when
+    out = []
+    for path, test in when.items():
+        if isinstance(test, dict):
+            unknown = sorted(set(test) - set(OPERATORS))
+            if unknown:
+                raise ValueError(
+                    f"{path!r}: unknown operator {unknown[0]!r}; use {', '.join(OPERATORS)} "
+                    "(compare a table for equality with {eq = {...}})"
+                )
+            if not test:
+                raise ValueError(f"{path!r}: an empty operator table tests nothing")
+            out.append({"path": path, **test, "given": frozenset(test)})
+        else:
+            out.append({"path": path, "eq": test, "given": frozenset({"eq"})})
+    return out
+
+
+class Consensus(_Model):
+    """Act only when `k` of `n` proposals agree on `field`.
+
+    source "entries": the proposals are the entries matching `group` (a pattern template,
+    e.g. ``txn/{1}/verdict/*``); source "proposals": the open proposals of the changed entry
+    (``board.proposals``). When all `n` are in and no `k` agree, `else_role` (if set) gets
+    the activation instead; otherwise the candidate is refused."""
+
+    k: int = Field(ge=1)
+    n: int = Field(ge=1)
+    source: Literal["entries", "proposals"] = "entries"
+    group: str | None = None
+    field: str = ""
+    else_role: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Consensus:
+        if self.k > self.n:
+            raise ValueError(f"k={self.k} is more than n={self.n}")
+        if self.source == "entries":
+            if not self.group:
+                raise ValueError("source 'entries' needs group, e.g. 'txn/{1}/verdict/*'")
+            check_pattern(_TEMPLATE_RE.sub("x", _check_template(self.group)))
+        if self.else_role is not None:
+            check_role(self.else_role)
+        return self
+
+
+class Rule(_Model):
+    """On a change to a key matching `on` whose value meets `when`, grant `role` an
+    activation. `on` is a pattern where ``*`` matches within one ``/`` segment and ``**``
+    across segments; templates (`resource`, `target`) use ``{key}`` and ``{1}``.. for the
+    parts the wildcards matched."""
+
+    name: str = Field(min_length=1, max_length=100)
+    on: str
+    role: str
+    priority: int = 0
+    when: list[Condition] = Field(default_factory=list)
+    kinds: list[ChangeKind] = Field(default_factory=lambda: list(_DEFAULT_KINDS))
+    resource: str = "{key}"
+    target: str | None = None
+    deadline: float | None = Field(None, gt=0)
+    max_depth: int | None = Field(None, ge=0)
+    consensus: Consensus | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when(cls, v: Any) -> Any:
+        return _conditions(v)
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        return check_role(v)
+
+    @field_validator("on")
+    @classmethod
+    def _on(cls, v: str) -> str:
+        check_pattern(v)
+        return v
+
+    @field_validator("resource", "target")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        return None if v is None else _check_template(v)
+
+
+class RoleLimits(_Model):
+    """Limits of one role: backpressure bound, rate, circuit breaker, escalation target."""
+
+    max_pending: int = Field(1000, ge=1)
+    rate: float | None = Field(None, gt=0)
+    burst: int | None = Field(None, ge=1)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_cooldown: float = Field(10.0, gt=0)
+    escalate_to: str | None = None
+    threshold: float | None = None
+    deadline: float | None = Field(None, gt=0)
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        return None if v is None else check_role(v)
+
+
+class Escalation(_Model):
+    """A value written by an activation whose `field` is below `threshold` (0 = off) goes to
+    the role's ``escalate_to``, and past the last one to `human`."""
+
+    field: str = "confidence"
+    threshold: float = Field(0.0, ge=0)
+    human: str = "human"
+
+    @field_validator("human")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        return check_role(v)
+
+
+class Policy(_Model):
+    """A whole policy document."""
+
+    name: str = ""
+    max_depth: int = Field(8, ge=0)
+    aging: float = Field(1.0, ge=0, description="priority points a waiting candidate gains per s")
+    deadline: float = Field(30.0, gt=0, description="default seconds an activation may take")
+    escalation: Escalation = Field(default_factory=Escalation)
+    roles: dict[str, RoleLimits] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list, alias="rule")
+    merge: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: dict[str, RoleLimits]) -> dict[str, RoleLimits]:
+        for role in v:
+            check_role(role)
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.name in seen:
+                raise ValueError(f"two rules are named {rule.name!r}")
+            seen.add(rule.name)
+        for start in self.roles:
+            chain, role = [start], self.roles[start].escalate_to
+            while role is not None:
+                if role in chain:
+                    raise ValueError(f"escalation loops: {' -> '.join([*chain, role])}")
+                chain.append(role)
+                nxt = self.roles.get(role)
+                role = nxt.escalate_to if nxt else None
+        return self
+
+    def limits(self, role: str) -> RoleLimits:
+        return self.roles.get(role) or _DEFAULT_LIMITS
+
+    def escalation_target(self, role: str) -> str | None:
+        """Where a low-confidence result of `role` goes next; None for the human role."""
+        if role == self.escalation.human:
+            return None
+        return self.limits(role).escalate_to or self.escalation.human
+
+    def threshold(self, role: str) -> float:
+        limit = self.limits(role).threshold
+        return self.escalation.threshold if limit is None else limit
+
+
+_DEFAULT_LIMITS = RoleLimits()
+
+
+def policy_digest(source: str) -> str:
+    return hashlib.blake2b(source.encode(), digest_size=10).hexdigest()
+
+
+def parse_policy(source: str, name: str = "<policy>") -> Policy:
+    """Parse and validate a TOML policy document. Raises PolicyError naming the line."""
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise PolicyError(name, int(m.group(1)) if m else None, str(exc)) from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        where = ".".join(str(p) for p in loc if p != "__root__") or "<document>"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise PolicyError(name, locate(source, loc), f"{where}: {msg}") from None
+
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-.]+)\s*=""")
+
+
+def _unquote(k: str) -> str:
+    return k[1:-1] if k[:1] in "\"'" else k
+
+
+def locate(source: str, loc: tuple[Any, ...]) -> int | None:
+    """The line (1-based) a validation error's location points at, or the nearest line of
+    its enclosing table; None when nothing matches. Best effort: TOML keeps no positions."""
+    lines = source.splitlines()
+    # each line's table path, e.g. ('rule', 2, 'when') for a line under the third [[rule]]
+    counts: dict[str, int] = {}
+    table: tuple[Any, ...] = ()
+    best: int | None = None
+    best_len = -1
+    parts = [p for p in loc if p != "__root__"]
+    for no, line in enumerate(lines, 1):
+        h = _HEADER_RE.match(line)
+        if h:
+            names = [_unquote(s.strip()) for s in h.group(2).split(".")]
+            if h.group(1) == "[[":
+                key = ".".join(names)
+                counts[key] = counts.get(key, -1) + 1
+                table = (*names, counts[key])
+            elif names and names[0] in counts and len(names) > 1:
+                table = (names[0], counts[names[0]], *names[1:])
+            else:
+                table = tuple(names)
+            path: tuple[Any, ...] = table
+        else:
+            k = _KEY_RE.match(line)
+            if not k:
+                continue
+            path = (*table, *[_unquote(s) for s in k.group(1).split(".")])
+        n = 0
+        while n < len(path) and n < len(parts) and str(path[n]) == str(parts[n]):
+            n += 1
+        if n == len(path) and n > best_len:
+            best, best_len = no, n
+    return best

@@ -1,0 +1,165 @@
+"""Matching changes against a policy's rules: key patterns, templates and conditions (pure).
+
+A rule's pattern is compiled once to a regular expression in which ``*`` matches within one
+``/`` segment and ``**`` across segments; each wildcard is a capture, so templates such as
+``ticket/{1}`` name the resource or the target of an activation. Conditions compare values
+with fixed operators; nothing from a policy is ever evaluated as code. Imports policy only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from blackboard.policy import Condition, Policy, Rule
+
+__all__ = ["Match", "compile_pattern", "condition_holds", "lookup", "match_rules", "render"]
+
+MISSING: Any = object()
+
+
+@lru_cache(maxsize=4096)
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A regex for a rule pattern: ``**`` any characters, ``*`` any but ``/``, ``?`` one
+    character but ``/``, ``[...]`` a character class; each wildcard is a group."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            out.append("(.*)")
+            i += 2
+            continue
+        if c == "*":
+            out.append("([^/]*)")
+        elif c == "?":
+            out.append("([^/])")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"([{body}])")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out))
+
+
+_TEMPLATE_RE = re.compile(r"\{(key|\d+)\}")
+
+
+def render(template: str, key: str, captures: tuple[str, ...]) -> str:
+    """Fill ``{key}`` and ``{1}``.. in `template`; a missing capture renders empty."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name == "key":
+            return key
+        n = int(name)
+        return captures[n - 1] if 0 < n <= len(captures) else ""
+
+    return _TEMPLATE_RE.sub(sub, template)
+
+
+def lookup(value: Any, path: str) -> Any:
+    """The item at a dotted `path` inside `value` ('' = value itself), or MISSING. Works on
+    dicts, lists (numeric parts) and objects with attributes (pydantic models)."""
+    if not path:
+        return value
+    for part in path.split("."):
+        if isinstance(value, dict):
+            if part not in value:
+                return MISSING
+            value = value[part]
+        elif isinstance(value, list | tuple):
+            if not part.isdigit() or int(part) >= len(value):
+                return MISSING
+            value = value[int(part)]
+        elif hasattr(value, "__dict__") and not isinstance(value, type) and hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            return MISSING
+    return value
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    num = int | float
+    return (isinstance(a, num) and isinstance(b, num)) or (
+        isinstance(a, str) and isinstance(b, str)
+    )
+
+
+def condition_holds(cond: Condition, value: Any) -> bool:
+    """Whether every operator of `cond` holds for `value`."""
+    item = lookup(value, cond.path)
+    present = item is not MISSING
+    for op in cond.given:
+        if op == "exists":
+            if (present and item is not None) != cond.exists:
+                return False
+        elif not present:
+            if op not in ("ne", "not_in"):
+                return False
+        elif op == "eq":
+            if item != cond.eq or isinstance(item, bool) != isinstance(cond.eq, bool):
+                return False
+        elif op == "ne":
+            if item == cond.ne and isinstance(item, bool) == isinstance(cond.ne, bool):
+                return False
+        elif op == "in":
+            if item not in (cond.in_ or []):
+                return False
+        elif op == "not_in":
+            if item in (cond.not_in or []):
+                return False
+        else:
+            bound = getattr(cond, op)
+            if not _comparable(item, bound):
+                return False
+            if op == "lt" and not item < bound:
+                return False
+            if op == "le" and not item <= bound:
+                return False
+            if op == "gt" and not item > bound:
+                return False
+            if op == "ge" and not item >= bound:
+                return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule that matched a change, with what its pattern captured."""
+
+    rule: Rule
+    captures: tuple[str, ...]
+
+    def resource(self, key: str) -> str:
+        return render(self.rule.resource, key, self.captures)
+
+    def target(self, key: str) -> str:
+        return key if self.rule.target is None else render(self.rule.target, key, self.captures)
+
+
+def match_rules(policy: Policy, key: str, kind: str, value: Any) -> list[Match]:
+    """The rules of `policy` that a change of `kind` to `key` with `value` meets, in
+    document order."""
+    out = []
+    for rule in policy.rules:
+        if kind not in rule.kinds:
+            continue
+        m = compile_pattern(rule.on).fullmatch(key)
+        if m is None:
+            continue
+        if all(condition_holds(c, value) for c in rule.when):
+            out.append(Match(rule, m.groups()))
+    return out

@@ -1,0 +1,441 @@
+"""The agent runtime: one process's loop that claims a role's activations and runs them
+(runtime layer; imports board, scripts, activation, staging, agent).
+
+It registers the agent, heartbeats, pulls activations from the role's queue as slots free
+up (so the least busy process of a role pulls the next one), takes over claims whose lease
+ran out (XAUTOCLAIM: the work of a crashed agent), renews its own claims while handlers run,
+runs each handler under its deadline, and settles each activation in one script: the commit
+of its staged writes fenced by the claim and acknowledging it, or `finish.lua` (done without
+writes, failed, released). Script calls made at the same moment share one pipeline. On stop
+it claims nothing more, lets in-flight work finish within the grace period, releases what
+is left for another agent of the role and deregisters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from blackboard import scripts
+from blackboard.activation import GROUP, RELEASED, Activation
+from blackboard.agent import Agent
+from blackboard.board import Board, wrap_redis_error
+from blackboard.entry import Causation, Entry
+from blackboard.errors import (
+    BlackboardError,
+    ConflictError,
+    CorruptEntryError,
+    DeadlineExceededError,
+    LeaseLostError,
+)
+from blackboard.ops import Fence, Op
+from blackboard.settings import Settings
+from blackboard.staging import ActivationBoard, SyncActivationBoard
+
+__all__ = ["AgentRuntime", "Outcome", "ensure_group"]
+
+log = logging.getLogger("blackboard.agent")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one activation ended: "ok", "failed" or "lost" (the claim went to another agent),
+    with the error and the entries the activation committed."""
+
+    activation: Activation
+    status: str
+    error: str | None = None
+    written: tuple[Entry, ...] = ()
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Create a consumer group from the stream's start (and the stream) if missing."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class _Pipe:
+    """Script calls made while a pipeline is in flight go out together in the next one."""
+
+    def __init__(self, redis: Redis, limit: int = 256) -> None:
+        self._redis = redis
+        self._limit = limit
+        self._items: list[tuple[scripts.Script, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+
+    async def call(self, script: scripts.Script, keys: list[str], args: list[Any]) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._items.append((script, keys, args, fut))
+        self._wake.set()
+        res = await fut
+        if isinstance(res, RedisError):
+            raise res
+        return res
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._items:
+                batch, self._items = self._items[: self._limit], self._items[self._limit :]
+                try:
+                    results = await self._send(batch)
+                except Exception as exc:
+                    for *_, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (*_, fut), res in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(res)
+
+    async def _send(self, batch: list[Any]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script, keys, args, _ in batch:
+                script.queue(pipe, keys, args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if _noscript(r)]
+        if missing:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in missing:
+                    script, keys, args, _ = batch[i]
+                    pipe.execute_command("EVAL", script.source, len(keys), *keys, *args)
+                again = await pipe.execute(raise_on_error=False)
+            for i, res in zip(missing, again, strict=True):
+                results[i] = res
+        return results
+
+
+def _noscript(res: Any) -> bool:
+    return isinstance(res, ResponseError) and str(res).startswith("NOSCRIPT")
+
+
+class AgentRuntime:
+    """Runs `agent` as consumer `name` of its role's queue on `board`."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        board: Board,
+        *,
+        name: str | None = None,
+        concurrency: int | None = None,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.agent = agent
+        self.role = type(agent).role
+        self.name = name or f"{self.role}@{socket.gethostname()}:{os.getpid()}"
+        self.settings = settings or board.settings
+        patched = self.settings.model_copy(
+            update={"idempotency_ttl": self.settings.activation_idempotency_ttl}
+        )
+        self.board = Board(board.redis, board.name, self.name, patched)
+        self.redis = board.redis
+        self.concurrency = max(1, concurrency or type(agent).concurrency)
+        self.clock = clock
+        keys = self.board.keys_
+        self.queue = keys.queue(self.role)
+        self._outcomes_key = keys.outcomes
+        self._agents_key = keys.agents
+        self._pipe = _Pipe(self.redis)
+        self._inflight: dict[str, tuple[Activation, asyncio.Task[Outcome]]] = {}
+        self._slot = asyncio.Event()
+        self._threads = ThreadPoolExecutor(max_workers=self.concurrency)
+        self._autoclaim_at = 0.0
+        self._autoclaim_cursor = "0-0"
+        self.stats = {"done": 0, "failed": 0, "lost": 0, "released": 0}
+        self.outcomes: list[Outcome] = []
+        self.keep_outcomes = False
+        self._started = clock()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register and get the role's queue ready; runs the agent's setup."""
+        try:
+            await ensure_group(self.redis, self.queue, GROUP)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        await self._beat()
+        await self.agent.setup(self.board)
+
+    async def run(self, stop: asyncio.Event, *, idle_exit: float | None = None) -> None:
+        """Claim and run activations until `stop` is set (or, with `idle_exit`, until nothing
+        arrived for that many seconds and nothing is in flight), then shut down cleanly."""
+        await self.start()
+        pipe = asyncio.create_task(self._pipe.run())
+        beat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await self._claim_loop(stop, idle_exit)
+        finally:
+            try:
+                await self._shutdown()
+            finally:
+                beat.cancel()
+                pipe.cancel()
+                await asyncio.gather(beat, pipe, return_exceptions=True)
+                self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _shutdown(self) -> None:
+        grace = self.settings.shutdown_grace
+        tasks = [t for _, t in self._inflight.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        left = [(a, t) for a, t in self._inflight.values() if not t.done()]
+        for _, t in left:
+            t.cancel()
+        await asyncio.gather(*(t for _, t in left), return_exceptions=True)
+        for act, _ in left:
+            try:
+                await self._finish(act, "release", "")
+                self.stats["released"] += 1
+            except BlackboardError as exc:
+                log.warning("could not release %s: %s", act.id, exc)
+        with contextlib.suppress(RedisError):
+            await self.redis.hdel(self._agents_key, self.name)
+        await self.agent.teardown()
+
+    # -- claiming -------------------------------------------------------------------------
+
+    async def _claim_loop(self, stop: asyncio.Event, idle_exit: float | None) -> None:
+        lease_ms = int(self.settings.claim_lease * 1000)
+        last_work = time.monotonic()
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(self._inflight)
+                if free <= 0:
+                    self._slot.clear()
+                    slot = asyncio.create_task(self._slot.wait())
+                    await asyncio.wait([slot, stopping], return_when=asyncio.FIRST_COMPLETED)
+                    slot.cancel()
+                    continue
+                try:
+                    got = await self._autoclaim(free, lease_ms)
+                    if not got:
+                        got = await self._read(free, 0 if stop.is_set() else 100)
+                except RedisError as exc:
+                    log.warning("claiming failed: %s", exc)
+                    await asyncio.sleep(0.2)
+                    continue
+                for act in got:
+                    task = asyncio.create_task(self._run(act))
+                    self._inflight[act.entry_id] = (act, task)
+                    task.add_done_callback(self._done_callback(act.entry_id))
+                if got or self._inflight:
+                    last_work = time.monotonic()
+                elif idle_exit is not None and time.monotonic() - last_work >= idle_exit:
+                    return
+        finally:
+            stopping.cancel()
+
+    def _done_callback(self, entry_id: str) -> Callable[[asyncio.Task[Outcome]], None]:
+        def done(_task: asyncio.Task[Outcome]) -> None:
+            self._inflight.pop(entry_id, None)
+            self._slot.set()
+
+        return done
+
+    async def _read(self, count: int, block_ms: int) -> list[Activation]:
+        reply: Any = await self.redis.xreadgroup(
+            GROUP, self.name, {self.queue: ">"}, count=count, block=block_ms or None
+        )
+        out = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                act = self._parse(entry_id, fields, 1)
+                if act is not None:
+                    out.append(act)
+        return out
+
+    async def _autoclaim(self, count: int, lease_ms: int) -> list[Activation]:
+        now = time.monotonic()
+        if now < self._autoclaim_at:
+            return []
+        reply: Any = await self.redis.xautoclaim(
+            self.queue, GROUP, self.name, lease_ms, self._autoclaim_cursor, count=count
+        )
+        cursor, entries = reply[0], reply[1]
+        self._autoclaim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        if self._autoclaim_cursor == "0-0":
+            self._autoclaim_at = now + min(1.0, self.settings.claim_lease / 4)
+        entries = [(i, f) for i, f in entries if f]
+        if not entries:
+            return []
+        ids = [i.decode() if isinstance(i, bytes) else i for i, _ in entries]
+        pending: Any = await self.redis.xpending_range(
+            self.queue, GROUP, min=min(ids), max=max(ids), count=len(ids) * 4 + 10,
+            consumername=self.name,
+        )  # fmt: skip
+        delivered = {
+            (p["message_id"].decode() if isinstance(p["message_id"], bytes) else p["message_id"]):
+            int(p["times_delivered"])
+            for p in pending
+        }  # fmt: skip
+        out = []
+        for entry_id, fields in entries:
+            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            act = self._parse(eid, fields, delivered.get(eid, 2))
+            if act is not None:
+                log.info("took over %s (delivery %d)", act.id, act.attempt)
+                out.append(act)
+        return out
+
+    def _parse(self, entry_id: Any, fields: Any, attempt: int) -> Activation | None:
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        try:
+            return Activation.from_entry(self.role, eid, fields, attempt)
+        except CorruptEntryError as exc:
+            log.error("dropping a malformed activation: %s", exc)
+            asyncio.get_running_loop().create_task(self._ack_corrupt(eid))
+            return None
+
+    async def _ack_corrupt(self, entry_id: str) -> None:
+        with contextlib.suppress(RedisError):
+            await self.redis.xack(self.queue, GROUP, entry_id)
+
+    # -- running one activation -----------------------------------------------------------
+
+    async def _run(self, act: Activation) -> Outcome:
+        try:
+            outcome = await self._execute(act)
+        except (BlackboardError, RedisError) as exc:
+            # the claim stays pending: this agent or another takes it over after the lease
+            log.warning("activation %s could not be settled: %s", act.id, exc)
+            outcome = Outcome(act, "lost", str(exc))
+        self.stats[outcome.status] = self.stats.get(outcome.status, 0) + 1
+        if self.keep_outcomes:
+            self.outcomes.append(outcome)
+        return outcome
+
+    async def _execute(self, act: Activation) -> Outcome:
+        if act.attempt > self.settings.max_deliveries:
+            err = f"gave up after {act.attempt - 1} deliveries"
+            return await self._settle(act, "failed", err)
+        fence = Fence("claim", self.queue, act.entry_id, self.name, GROUP)
+        view = self.board.bind(causation=Causation(act.id, act.depth), fence=fence)
+        deadline = time.monotonic() + act.deadline
+        for _ in range(self.settings.conflict_retries + 1):
+            staging = ActivationBoard(view)
+            try:
+                await asyncio.wait_for(
+                    self._call(act, staging), timeout=max(0.0, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                staging.close()
+                return await self._settle(
+                    act, "failed", str(DeadlineExceededError(act.id, act.deadline))
+                )
+            except Exception as exc:
+                staging.close()
+                log.info("activation %s failed: %r", act.id, exc)
+                return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}")
+            ops = staging.close()
+            if not ops:
+                return await self._settle(act, "ok", "")
+            try:
+                written = await self._commit(view, act, ops)
+                return Outcome(act, "ok", None, tuple(written))
+            except ConflictError as exc:
+                log.info("activation %s met a conflict, running again: %s", act.id, exc)
+                continue
+            except LeaseLostError as exc:
+                log.warning("activation %s: %s", act.id, exc)
+                return Outcome(act, "lost", str(exc))
+            except BlackboardError as exc:
+                return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}")
+        return await self._settle(act, "failed", "conflicts on every attempt")
+
+    async def _call(self, act: Activation, staging: ActivationBoard) -> None:
+        if self.agent.is_async:
+            await self.agent.handle(act, staging)
+            return
+        loop = asyncio.get_running_loop()
+        sync_board = SyncActivationBoard(staging, loop)
+        await loop.run_in_executor(self._threads, self.agent.handle, act, sync_board)
+
+    async def _commit(self, view: Board, act: Activation, ops: list[Op]) -> list[Entry]:
+        keys, args, values, fingerprint = view._encode(ops, act.id, None)
+        try:
+            res = await self._pipe.call(scripts.COMMIT, keys, args)
+        except RedisError as exc:
+            raise (await view._wrap_commit_error(exc, ops)) from exc
+        return await view._result(ops, values, res, keys[3], fingerprint)
+
+    async def _settle(self, act: Activation, status: str, error: str) -> Outcome:
+        try:
+            await self._finish(act, status, error)
+        except LeaseLostError as exc:
+            return Outcome(act, "lost", str(exc))
+        return Outcome(act, status, error or None)
+
+    async def _finish(self, act: Activation, outcome: str, error: str) -> None:
+        keys = [self.queue, self._outcomes_key]
+        args = [
+            act.entry_id, GROUP, self.name, outcome, act.id, error[:1000],
+            self.settings.outcomes_cap, RELEASED, 10**9,
+        ]  # fmt: skip
+        try:
+            res = await self._pipe.call(scripts.FINISH, keys, args)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        if res[0] == b"fenced":
+            raise LeaseLostError(self.queue, res[1].decode())
+
+    # -- presence and claim renewal -------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = min(self.settings.agent_heartbeat, self.settings.claim_lease / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._renew()
+                await self._beat()
+            except (RedisError, BlackboardError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _renew(self) -> None:
+        ids = list(self._inflight)
+        if not ids:
+            return
+        lost: Any = await scripts.RENEW_CLAIMS(self.redis, [self.queue], [GROUP, self.name, *ids])
+        for raw in lost or []:
+            entry_id = raw.decode() if isinstance(raw, bytes) else raw
+            item = self._inflight.get(entry_id)
+            if item is not None:
+                log.warning("claim on %s was taken over; stopping its handler", item[0].id)
+                item[1].cancel()
+
+    async def _beat(self) -> None:
+        record = {
+            "role": self.role,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "concurrency": self.concurrency,
+            "started_ms": int(self._started * 1000),
+            "beat_ms": int(self.clock() * 1000),
+            "inflight": len(self._inflight),
+            **self.stats,
+        }
+        try:
+            await self.redis.hset(
+                self._agents_key, self.name, msgpack.packb(record, use_bin_type=True)
+            )
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
