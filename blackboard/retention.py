@@ -35,6 +35,7 @@ __all__ = [
     "HistoryTrim",
     "LogTrim",
     "Retention",
+    "scan_step",
     "trim_log",
 ]
 
@@ -128,8 +129,9 @@ async def trim_log(
             return LogTrim(total, oldest, held_by)
 
 
-async def _scan(board: Board, cursor: int, pattern: str, count: int) -> tuple[int, list[Any]]:
-    """One SCAN step; in a cluster on the node that holds the board (one hash tag)."""
+async def scan_step(board: Board, cursor: int, pattern: str, count: int) -> tuple[int, list[Any]]:
+    """One SCAN step over the board's keys matching `pattern`; in a cluster, on the node
+    that holds the board (one hash tag). Raises redis errors unchanged."""
     redis: Any = board.redis
     args = ("SCAN", cursor, "MATCH", pattern, "COUNT", count)
     if hasattr(redis, "get_node_from_key"):
@@ -163,7 +165,7 @@ class HistorySweep:
         done = False
         try:
             while visited < r.scan:
-                cursor, found = await _scan(
+                cursor, found = await scan_step(
                     self.board, self._cursor, self._pattern, min(1000, r.scan)
                 )
                 self._cursor = int(cursor)
