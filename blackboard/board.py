@@ -317,6 +317,8 @@ class Board:
             try:
                 keys, args, values, _ = self._encode([Put(key, new, expect)], idem, causation)
                 args[0] = ""  # a retried update may compute another value: skip fingerprint
+                if idempotency_key is None:  # a generated key: kept as briefly as put()'s
+                    args[1] = self.settings.auto_idempotency_ttl
                 try:
                     res = await scripts.COMMIT(self.redis, keys, args)
                 except RedisError as exc:
