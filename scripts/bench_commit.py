@@ -1,6 +1,8 @@
 """Commit-path benchmark (issue 2): the board client against bare redis-py, WATCH and Lock.
 
-A script, not part of the package: it may import anything of ``blackboard``. It starts its
+A script, not part of the package: it may import anything of ``blackboard``; longer than 400
+lines because it is run by path and keeps every phase, its checks and its report in one
+file. It starts its
 own private server (``blackboard.RedisServer``; unix socket unless ``--tcp``) and, in one
 run against that one server, measures
 
