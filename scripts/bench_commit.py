@@ -2,9 +2,8 @@
 
 A script, not part of the package: it may import anything of ``blackboard``; longer than 400
 lines because it is run by path and keeps every phase, its checks and its report in one
-file. It starts its
-own private server (``blackboard.RedisServer``; unix socket unless ``--tcp``) and, in one
-run against that one server, measures
+file. It starts its own private server (``blackboard.RedisServer``; unix socket unless
+``--tcp``) and, in one run against that one server, measures
 
   (a) a bare redis-py loop: EVALSHA of ``commit.lua`` with arguments pre-encoded once by
       ``Board._encode`` (only the idempotency key changes per call, so each is a real commit)
