@@ -1,0 +1,445 @@
+"""The TUI's read model of the control plane: agents, the agenda, decisions, escalations.
+
+I/O-only reads the views call, each a few pipelined round trips bounded by what is open
+(never the entries of the board): agent presence (``agents``), activations granted and not
+finished (``open`` and the ``act:<id>`` records), the claims in each role's queue (XPENDING of
+consumer group ``agents``), the controller's published status and breakers (``ctl:state``),
+the decision lists of recently changed entries (``why:<key>``) and the compactor's merge
+escalations (entries under ``sys/escalations/merge/``). Formats are those written by
+controller.py, runtime.py, activation.py, decisions.py and reconcile.py. Imports the engine
+and no textual.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from redis.exceptions import RedisError, ResponseError
+
+from blackboard.activation import GROUP, RELEASED, parse_record
+from blackboard.board import Board, wrap_redis_error
+from blackboard.decisions import controller_status
+from blackboard.entry import Entry
+from blackboard.errors import BlackboardError
+from blackboard.policy_board import load_policy
+from blackboard.reconcile import ESCALATION_PREFIX
+
+__all__ = [
+    "ActivationInfo",
+    "AgentInfo",
+    "ControlReader",
+    "DecisionInfo",
+    "EscalationItem",
+]
+
+OPEN_LIMIT = 5000
+MERGE_ESCALATION_LIMIT = 500
+
+
+def _s(raw: Any) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _unpack(raw: Any) -> Any:
+    try:
+        return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationInfo:
+    """An activation granted and not finished: where it is and why it was granted.
+    `state` is "queued" (not delivered yet), "claimed" (an agent holds it), "released"
+    (a stopping agent gave it back) or "settling" (acknowledged, the controller has not
+    recorded the outcome yet)."""
+
+    id: str
+    role: str
+    key: str
+    version: int
+    rule: str
+    priority: int
+    depth: int
+    granted_ms: int
+    state: str
+    consumer: str | None = None
+    idle_ms: int = 0
+    deliveries: int = 0
+    entry_id: str = ""
+    why: list[str] = field(default_factory=list)
+    escalated_from: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One agent process from its heartbeat, with the claims it holds now."""
+
+    name: str
+    role: str
+    host: str
+    pid: int
+    beat_ms: int
+    started_ms: int
+    concurrency: int
+    inflight: int
+    done: int
+    failed: int
+    lost: int
+    breaker: str
+    claims: list[ActivationInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInfo:
+    """One controller decision about an entry (granted, refused, waiting, pending)."""
+
+    what: str
+    key: str
+    version: int
+    revision: int
+    role: str
+    rule: str
+    reasons: list[str]
+    activation: str | None
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationItem:
+    """Something waiting for a human.
+
+    kind "activation": the controller escalated version `version` of `key` (low confidence
+    from `from_role`) to the human role; `activation` says where it is queued.
+    kind "merge": the compactor could not merge the proposals for `key`; `doc` is the
+    escalation entry (`doc_key` at `doc_version`) listing them."""
+
+    kind: str
+    id: str
+    key: str
+    version: int
+    value: Any
+    reason: str
+    time_ms: int
+    current: Entry | None
+    from_role: str | None = None
+    activation: ActivationInfo | None = None
+    doc_key: str | None = None
+    doc_version: int = 0
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stale(self) -> bool:
+        """The entry moved on since the escalation (or was deleted)."""
+        if self.kind != "activation":
+            return False
+        return self.current is None or self.current.version != self.version
+
+
+class ControlReader:
+    """Bounded reads of one board's control plane for the views."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        self.redis: Any = board.redis
+        self.k = board.keys_
+
+    async def human_role(self) -> str:
+        """The policy's human role ("human" when no valid policy is on the board)."""
+        try:
+            loaded = await load_policy(self.board)
+        except BlackboardError:
+            return "human"
+        return loaded[0].escalation.human if loaded else "human"
+
+    async def status(self) -> dict[str, Any] | None:
+        """The leading controller's last published status (roles, breakers), or None."""
+        return await controller_status(self.board)
+
+    async def lease_holder(self) -> str | None:
+        try:
+            raw = await self.redis.get(self.k.controller_lease)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        return None if raw is None else _s(raw)
+
+    # -- activations -------------------------------------------------------------------------
+
+    async def open_activations(self, limit: int = OPEN_LIMIT) -> list[ActivationInfo]:
+        """Activations granted and not finished (at most `limit`), with their claims."""
+        try:
+            opened: Any = await self.redis.hgetall(self.k.open_activations)
+            ids = sorted(_s(i) for i in opened)[:limit]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for act_id in ids:
+                    pipe.hgetall(self.k.activation(act_id))
+                records: list[Any] = await pipe.execute() if ids else []
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        parsed: list[tuple[dict[str, Any], list[Any]]] = []
+        for act_id, raw in zip(ids, records, strict=True):
+            blob = _unpack(opened.get(act_id.encode(), b"")) or ["?", "", 0, 0, 0.0]
+            rec = parse_record(act_id, raw) if raw else _missing(act_id, blob)
+            parsed.append((rec, blob))
+        claims = await self.claims({rec["role"] for rec, _ in parsed})
+        out = []
+        for rec, _blob in parsed:
+            role_claims = claims.get(rec["role"], ({}, ""))
+            out.append(_activation(rec, *role_claims))
+        return out
+
+    async def claims(self, roles: Iterable[str]) -> dict[str, tuple[dict[str, Any], str]]:
+        """Per role: pending queue entries (entry id -> consumer, idle ms, deliveries) and
+        the id of the last entry delivered to any agent."""
+        roles = sorted(roles)
+        if not roles:
+            return {}
+        out: dict[str, tuple[dict[str, Any], str]] = {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for role in roles:
+                    pipe.xpending_range(self.k.queue(role), GROUP, min="-", max="+", count=10_000)
+                    pipe.xinfo_groups(self.k.queue(role))
+                raw: list[Any] = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        for i, role in enumerate(roles):
+            pending, groups = raw[2 * i], raw[2 * i + 1]
+            if isinstance(pending, ResponseError) or isinstance(groups, ResponseError):
+                out[role] = ({}, "")  # no queue (or group) yet: nothing delivered
+                continue
+            if isinstance(pending, Exception):
+                raise wrap_redis_error(pending) if isinstance(pending, RedisError) else pending
+            by_id = {
+                _s(p["message_id"]): (_s(p["consumer"]), int(p["time_since_delivered"]),
+                                      int(p["times_delivered"]))
+                for p in pending
+            }  # fmt: skip
+            last = ""
+            for g in groups or []:
+                if _s(g.get("name", b"")) == GROUP:
+                    last = _s(g.get("last-delivered-id", b""))
+            out[role] = (by_id, last)
+        return out
+
+    # -- agents ------------------------------------------------------------------------------
+
+    async def agents(self) -> list[AgentInfo]:
+        """Every agent with a presence record, with its current claims and its role's
+        breaker state (from the controller's status; "?" when no controller published)."""
+        try:
+            raw: Any = await self.redis.hgetall(self.k.agents)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        records = {_s(name): (_unpack(blob) or {}) for name, blob in raw.items()}
+        status = await self.status() or {}
+        breakers = {
+            role: str(info.get("breaker", "?"))
+            for role, info in (status.get("roles") or {}).items()
+            if isinstance(info, dict)
+        }
+        held: dict[str, list[ActivationInfo]] = defaultdict(list)
+        if records:
+            for act in await self.open_activations():
+                if act.consumer:
+                    held[act.consumer].append(act)
+        out = []
+        for name, r in sorted(records.items()):
+            role = str(r.get("role", "?"))
+            out.append(
+                AgentInfo(
+                    name=name,
+                    role=role,
+                    host=str(r.get("host", "")),
+                    pid=int(r.get("pid", 0) or 0),
+                    beat_ms=int(r.get("beat_ms", 0) or 0),
+                    started_ms=int(r.get("started_ms", 0) or 0),
+                    concurrency=int(r.get("concurrency", 1) or 1),
+                    inflight=int(r.get("inflight", 0) or 0),
+                    done=int(r.get("done", 0) or 0),
+                    failed=int(r.get("failed", 0) or 0),
+                    lost=int(r.get("lost", 0) or 0),
+                    breaker=breakers.get(role, "?"),
+                    claims=held.get(name, []),
+                )
+            )
+        return out
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    async def decisions(self, keys: Iterable[str], per_key: int = 10) -> list[DecisionInfo]:
+        """The latest decisions about each of `keys`, newest first."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.lrange(self.k.decisions(key), 0, per_key - 1)
+                lists: list[Any] = await pipe.execute()
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        out = []
+        for blobs in lists:
+            for blob in blobs:
+                d = _unpack(blob)
+                if not isinstance(d, dict):
+                    continue
+                out.append(
+                    DecisionInfo(
+                        what=str(d.get("d", "?")),
+                        key=str(d.get("k", "")),
+                        version=int(d.get("v", 0) or 0),
+                        revision=int(d.get("r", 0) or 0),
+                        role=str(d.get("role", "")),
+                        rule=str(d.get("rule", "")),
+                        reasons=[str(x) for x in d.get("why") or []],
+                        activation=str(d.get("a") or "") or None,
+                        time_ms=int(d.get("t", 0) or 0),
+                    )
+                )
+        out.sort(key=lambda d: (d.time_ms, d.revision), reverse=True)
+        return out
+
+    # -- escalations -------------------------------------------------------------------------
+
+    async def escalations(self) -> list[EscalationItem]:
+        """Everything waiting for a human: activations of the human role not finished, and
+        the compactor's open merge escalations; oldest first."""
+        human = await self.human_role()
+        acts = [a for a in await self.open_activations() if a.role == human]
+        acts = [a for a in acts if a.state != "settling"]
+        out: list[EscalationItem] = []
+        if acts:
+            values = await self._versions([(a.key, a.version) for a in acts])
+            current = await self._current([a.key for a in acts])
+            for a in acts:
+                ctx = a.context
+                reason = "; ".join(a.why[-1:]) if a.why else a.rule
+                if "confidence" in ctx:
+                    reason = (
+                        f"confidence {ctx.get('confidence')} < {ctx.get('threshold')}"
+                        f" from {a.escalated_from or '?'}"
+                    )
+                out.append(
+                    EscalationItem(
+                        kind="activation",
+                        id=a.id,
+                        key=a.key,
+                        version=a.version,
+                        value=values.get((a.key, a.version)),
+                        reason=reason,
+                        time_ms=a.granted_ms,
+                        current=current.get(a.key),
+                        from_role=a.escalated_from,
+                        activation=a,
+                    )
+                )
+        out.extend(await self.merge_escalations())
+        out.sort(key=lambda e: (e.time_ms, e.key))
+        return out
+
+    async def merge_escalations(self) -> list[EscalationItem]:
+        names = await self.board.keys(ESCALATION_PREFIX + "*", limit=MERGE_ESCALATION_LIMIT)
+        docs = await self._current(names)
+        out = []
+        for name in names:
+            doc = docs.get(name)
+            if doc is None or not isinstance(doc.value, dict):
+                continue
+            if doc.value.get("state") != "open":
+                continue
+            key = str(doc.value.get("key", ""))
+            cur = await self.board.get(key) if key else None
+            out.append(
+                EscalationItem(
+                    kind="merge",
+                    id=name,
+                    key=key,
+                    version=int(doc.value.get("entry_version", 0) or 0),
+                    value=None,
+                    reason=str(doc.value.get("reason", "")),
+                    time_ms=doc.time_ms,
+                    current=cur,
+                    doc_key=name,
+                    doc_version=doc.version,
+                    doc=dict(doc.value),
+                )
+            )
+        return out
+
+    async def _current(self, keys: list[str]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for key in dict.fromkeys(keys):
+            e = await self.board.get(key)
+            if e is not None:
+                out[key] = e
+        return out
+
+    async def _versions(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        out: dict[tuple[str, int], Any] = {}
+        for key, version in dict.fromkeys(wanted):
+            try:
+                e = await self.board.get(key, version=version) if version > 0 else None
+            except BlackboardError:
+                e = None
+            out[(key, version)] = None if e is None else e.value
+        return out
+
+
+def _missing(act_id: str, blob: list[Any]) -> dict[str, Any]:
+    role, _resource, depth, priority, granted_at = (list(blob) + [None] * 5)[:5]
+    return {
+        "id": act_id, "role": str(role or "?"), "key": "", "version": 0, "revision": 0,
+        "rule": "", "priority": int(priority or 0), "depth": int(depth or 0), "state": "",
+        "why": [], "context": {}, "escalated_from": None,
+        "granted_ms": int(float(granted_at or 0) * 1000), "claim": None,
+    }  # fmt: skip
+
+
+def _activation(rec: dict[str, Any], pending: dict[str, Any], last: str) -> ActivationInfo:
+    entry_id = rec.get("claim") or ""
+    consumer: str | None = None
+    idle = deliveries = 0
+    if entry_id and entry_id in pending:
+        consumer, idle, deliveries = pending[entry_id]
+        state = "released" if consumer == RELEASED else "claimed"
+    elif entry_id and (not last or _id_after(entry_id, last)):
+        state = "queued"
+    elif entry_id:
+        state = "settling"
+    else:
+        state = "queued"
+    return ActivationInfo(
+        id=rec["id"],
+        role=rec["role"],
+        key=rec["key"],
+        version=rec["version"],
+        rule=rec["rule"],
+        priority=rec["priority"],
+        depth=rec["depth"],
+        granted_ms=rec["granted_ms"],
+        state=state,
+        consumer=consumer if consumer != RELEASED else None,
+        idle_ms=idle,
+        deliveries=deliveries,
+        entry_id=entry_id,
+        why=[str(w) for w in rec.get("why") or []],
+        escalated_from=rec.get("escalated_from"),
+        context=dict(rec.get("context") or {}),
+    )
+
+
+def _id_after(a: str, b: str) -> bool:
+    """Stream id `a` is later than `b`."""
+
+    def parts(x: str) -> tuple[int, int]:
+        ms, _, seq = x.partition("-")
+        return int(ms or 0), int(seq or 0)
+
+    return parts(a) > parts(b)
