@@ -19,6 +19,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.signal import Signal
+from textual.worker import Worker
 
 from blackboard.board import Board
 from blackboard.entry import Change
@@ -99,8 +100,10 @@ class BoardApp(App[None]):
         self.add_mode("agents", AgentsScreen)
         self.add_mode("agenda", AgendaScreen)
         self.add_mode("escalations", EscalationsScreen)
-        self.run_worker(self._follow, name="follow", group="follow", exit_on_error=False)
-        self.run_worker(self._pump, name="pump", group="follow", exit_on_error=False)
+        # (annotated so that mypy infers the workers' result type)
+        follow: Worker[None] = self.run_worker(self._follow, name="follow", exit_on_error=False)
+        pump: Worker[None] = self.run_worker(self._pump, name="pump", exit_on_error=False)
+        self.followers = (follow, pump)
         await self.switch_mode(self.start_view)
 
     # -- following the log -------------------------------------------------------------------
@@ -173,4 +176,7 @@ class BoardApp(App[None]):
             except BlackboardError as exc:
                 self.notify(str(exc), severity="error", timeout=4)
 
-        self.run_worker(guarded, name=name, group=name, exclusive=exclusive, exit_on_error=False)
+        worker: Worker[None] = self.run_worker(
+            guarded, name=name, group=name, exclusive=exclusive, exit_on_error=False
+        )
+        self._last_io = worker

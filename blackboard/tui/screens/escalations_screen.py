@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker
 
 from blackboard.entry import Entry
 from blackboard.errors import BlackboardError, ConflictError, LeaseLostError
@@ -70,6 +71,7 @@ class EscalationsScreen(Screen[None]):
         self.items: list[EscalationItem] = []
         self.decided: set[str] = set()
         self.loaded = False
+        self.deciding: Worker[None] | None = None
 
     @property
     def board_app(self) -> BoardApp:
@@ -261,7 +263,8 @@ class EscalationsScreen(Screen[None]):
 
     def _run(self, verb: str, item: EscalationItem, write: Callable[[], Awaitable[Entry]]) -> None:
         work = functools.partial(self._decide, verb, item, write)
-        self.run_worker(work, group="decide", exit_on_error=False)
+        worker: Worker[None] = self.run_worker(work, group="decide", exit_on_error=False)
+        self.deciding = worker
 
     async def action_reload(self) -> None:
         await self.reload()
