@@ -16,7 +16,7 @@ import itertools
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import pydantic
 from redis.asyncio import Redis
@@ -289,7 +289,7 @@ class Board:
             res = await scripts.COMMIT(self.redis, keys, args)
         except RedisError as exc:
             raise (await self._wrap_commit_error(exc, ops)) from exc
-        return await self._result(ops, values, res, keys[3], fingerprint)
+        return await self._result(ops, values, res, keys[3], fingerprint, causation)
 
     async def update(
         self,
@@ -315,15 +315,18 @@ class Board:
                 new = await new
             expect: int | Expect = current.version if current is not None else ABSENT
             try:
-                keys, args, values, _ = self._encode([Put(key, new, expect)], idem, causation)
-                args[0] = ""  # a retried update may compute another value: skip fingerprint
+                # a retried update may compute another value: no request fingerprint
+                keys, args, values, _ = self._encode(
+                    [Put(key, new, expect)], idem, causation, fingerprint=False
+                )
                 if idempotency_key is None:  # a generated key: kept as briefly as put()'s
                     args[1] = self.settings.auto_idempotency_ttl
                 try:
                     res = await scripts.COMMIT(self.redis, keys, args)
                 except RedisError as exc:
                     raise (await self._wrap_commit_error(exc, [Put(key, new)])) from exc
-                return (await self._result([Put(key, new)], values, res, keys[3], ""))[0]
+                result = await self._result([Put(key, new)], values, res, keys[3], "", causation)
+                return result[0]
             except ConflictError as conflict:
                 last = conflict
                 if attempt == limit:
@@ -434,7 +437,12 @@ class Board:
         return cached
 
     def _encode(
-        self, ops: Sequence[Op], idempotency_key: str | None, causation: Causation | None
+        self,
+        ops: Sequence[Op],
+        idempotency_key: str | None,
+        causation: Causation | None,
+        *,
+        fingerprint: bool = True,
     ) -> tuple[list[str], list[Any], list[Any], str]:
         """KEYS and ARGV for commit.lua, the values as returned to the caller, fingerprint."""
         if not ops:
@@ -514,14 +522,14 @@ class Board:
                 values.append(None)
             else:
                 raise TypeError(f"not an operation: {op!r}")
-        fingerprint = ""
-        if explicit:
+        digest = ""
+        if explicit and fingerprint:
             h = hashlib.blake2b(digest_size=12)
             for a in args[8:]:
                 h.update(a if isinstance(a, bytes) else str(a).encode())
                 h.update(b"\x00")
-            fingerprint = args[0] = h.hexdigest()
-        return keys, args, values, fingerprint
+            digest = args[0] = h.hexdigest()
+        return keys, args, values, digest
 
     async def _wrap_commit_error(self, exc: RedisError, ops: Sequence[Op]) -> BlackboardError:
         if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
@@ -535,8 +543,15 @@ class Board:
         return wrap_redis_error(exc, ops[0].key if len(ops) == 1 else None)
 
     async def _result(
-        self, ops: Sequence[Op], values: list[Any], res: Any, idem_key: str, fingerprint: str
+        self,
+        ops: Sequence[Op],
+        values: list[Any],
+        res: Any,
+        idem_key: str,
+        fingerprint: str,
+        causation: Causation | None = None,
     ) -> list[Entry]:
+        causation = causation or self.causation
         status = res[0]
         if status == b"ok":
             revision, ts = int(res[1]), int(res[2])
@@ -547,7 +562,7 @@ class Board:
                 value = values[i]
                 if isinstance(op, Apply):
                     value = codec.decode_value(op.key, applied[i])
-                out.append(self._written(op, value, int(versions[i]), revision, ts))
+                out.append(self._written(op, value, int(versions[i]), revision, ts, causation))
             return out
         if status == b"dup":
             rev_b, ts_b, vers_b = res[1].split(b"|")
@@ -555,11 +570,16 @@ class Board:
             out = []
             for i, op in enumerate(ops):
                 if isinstance(op, Put) and fingerprint:
-                    out.append(self._written(op, values[i], versions[i], int(rev_b), int(ts_b)))
+                    out.append(
+                        self._written(op, values[i], versions[i], int(rev_b), int(ts_b), causation)
+                    )
                     continue
-                stored = await self.get(op.key, version=versions[i])
-                if stored is None:  # the replayed write was a delete
-                    stored = self._written(op, None, versions[i], int(rev_b), int(ts_b))
+                try:
+                    stored = await self.get(op.key, version=versions[i])
+                except HistoryTrimmedError:  # replayed long after: the value is gone
+                    stored = None
+                if stored is None:  # a delete, or trimmed: what the first commit reported
+                    stored = self._written(op, None, versions[i], int(rev_b), int(ts_b), causation)
                 out.append(stored)
             return out
         if status == b"conflict":
@@ -583,10 +603,17 @@ class Board:
             raise CorruptEntryError(ops[int(res[1]) - 1].key, res[2].decode(errors="replace"))
         raise BoardUnavailableError(f"unexpected answer from the commit script: {res!r}")
 
-    def _written(self, op: Op, value: Any, version: int, revision: int, ts: int) -> Entry:
+    def _written(
+        self,
+        op: Op,
+        value: Any,
+        version: int,
+        revision: int,
+        ts: int,
+        causation: Causation | None,
+    ) -> Entry:
         schema = self._schemas.find(op.key) if self._schemas else None
         kind = "put" if isinstance(op, Put) else "delete" if isinstance(op, Delete) else "apply"
-        causation = self.causation
         return Entry(
             key=op.key,
             value=value,
@@ -624,7 +651,8 @@ class Batch:
     def __init__(self, board: Board) -> None:
         self.board = board
         self._queued: list[tuple[list[Op], list[str], list[Any], list[Any], str]] = []
-        self.results: list[Entry | BlackboardError] = []
+        # one Entry per put/delete/apply, a list of them per transact, or the error
+        self.results: list[Entry | list[Entry] | BlackboardError] = []
 
     def put(
         self,
@@ -658,7 +686,7 @@ class Batch:
         if exc_type is None:
             await self.execute()
 
-    async def execute(self) -> list[Entry | BlackboardError]:
+    async def execute(self) -> list[Entry | list[Entry] | BlackboardError]:
         """Send the queued commits in one round trip; returns and keeps their results."""
         board = self.board
         queued, self._queued = self._queued, []
@@ -685,7 +713,7 @@ class Batch:
                 if isinstance(res, RedisError):
                     raise (await board._wrap_commit_error(res, ops)) from res
                 entries = await board._result(ops, values, res, keys[3], fp)
-                self.results.append(entries[0] if len(entries) == 1 else cast(Any, entries))
+                self.results.append(entries[0] if len(entries) == 1 else entries)
             except BlackboardError as err:
                 self.results.append(err)
         return self.results

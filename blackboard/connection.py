@@ -85,15 +85,18 @@ def redis_from_url(url: str, settings: Settings) -> Any:
         "retry": retry,
         "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
         **_credentials(settings),
     }
+    if not url.startswith("unix://"):
+        kwargs["socket_keepalive"] = True  # finds a dead peer when no reply timeout is set
     tls = url.startswith("rediss")
     if tls:
         kwargs.update(_tls(settings))
     try:
         if "+cluster://" in url:
             plain = url.replace("+cluster://", "://", 1)
-            return RedisCluster.from_url(plain, socket_timeout=None, **kwargs)
+            return RedisCluster.from_url(plain, **kwargs)
         return Redis.from_url(url, health_check_interval=0, **kwargs)
     except (ValueError, TypeError, RedisError) as exc:
         raise BoardUnavailableError(f"bad Redis URL {url!r}: {exc}") from exc
