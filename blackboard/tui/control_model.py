@@ -161,6 +161,26 @@ class ControlReader:
         """The leading controller's last published status (roles, breakers), or None."""
         return await controller_status(self.board)
 
+    async def breakers(self) -> dict[str, str]:
+        """Breaker state per role: the controller's last status, else the state it saved
+        when a breaker last changed (a role never mentioned has a closed breaker)."""
+        try:
+            raw: Any = await self.redis.hgetall(self.k.controller_state)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        out: dict[str, str] = defaultdict(lambda: "closed")
+        for name, blob in raw.items():
+            field = _s(name)
+            saved = _unpack(blob)
+            if field.startswith("breaker:") and isinstance(saved, dict):
+                out[field[8:]] = str(saved.get("state", "?"))
+        status = _unpack(raw.get(b"status", b"")) if b"status" in raw else None
+        if isinstance(status, dict) and isinstance(status.get("roles"), dict):
+            for role, info in status["roles"].items():
+                if isinstance(info, dict) and "breaker" in info:
+                    out[str(role)] = str(info["breaker"])
+        return out
+
     async def lease_holder(self) -> str | None:
         try:
             raw = await self.redis.get(self.k.controller_lease)
@@ -237,12 +257,7 @@ class ControlReader:
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         records = {_s(name): (_unpack(blob) or {}) for name, blob in raw.items()}
-        status = await self.status() or {}
-        breakers = {
-            role: str(info.get("breaker", "?"))
-            for role, info in (status.get("roles") or {}).items()
-            if isinstance(info, dict)
-        }
+        breakers = await self.breakers()
         held: dict[str, list[ActivationInfo]] = defaultdict(list)
         if records:
             for act in await self.open_activations():
@@ -264,7 +279,7 @@ class ControlReader:
                     done=int(r.get("done", 0) or 0),
                     failed=int(r.get("failed", 0) or 0),
                     lost=int(r.get("lost", 0) or 0),
-                    breaker=breakers.get(role, "?"),
+                    breaker=breakers[role],
                     claims=held.get(name, []),
                 )
             )

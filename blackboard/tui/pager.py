@@ -17,6 +17,7 @@ ZLEXCOUNT (ranked) or reads the few new rows (scan). Imports the read model only
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -96,6 +97,8 @@ class EntryPager:
         self.filter = filt or EntryFilter()
         self._rows: OrderedDict[str, EntryRow | None] = OrderedDict()
         self._latest: OrderedDict[str, Change] = OrderedDict()
+        self._lock = asyncio.Lock()  # reads and log folding interleave at awaits
+        self.generation = 0  # one step per reset: a scan of an older filter stops
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -173,8 +176,13 @@ class EntryPager:
 
     async def reset(self, filt: EntryFilter | None = None) -> None:
         """Start over with `filt` (or the same filter): counts (ranked) or a new scan."""
+        async with self._lock:
+            await self._reset(filt)
+
+    async def _reset(self, filt: EntryFilter | None = None) -> None:
         if filt is not None:
             self.filter = filt
+        self.generation += 1
         self._reset_state()
         f = self.filter
         if f.ranked:
@@ -193,6 +201,10 @@ class EntryPager:
 
     async def load(self, start: int, stop: int) -> bool:
         """Make rows [start, stop) available; True when anything was read."""
+        async with self._lock:
+            return await self._load(start, stop)
+
+    async def _load(self, start: int, stop: int) -> bool:
         start, stop = max(0, start), min(len(self), stop)
         if stop <= start:
             return False
@@ -217,6 +229,10 @@ class EntryPager:
 
     async def scan_step(self, budget: int = SCAN_CHUNK) -> bool:
         """Look at the next `budget` candidate keys; False when the scan is done."""
+        async with self._lock:
+            return await self._scan_step(budget)
+
+    async def _scan_step(self, budget: int = SCAN_CHUNK) -> bool:
         if self.scan_done:
             return False
         f = self.filter
@@ -280,9 +296,13 @@ class EntryPager:
         return touched
 
     async def settle(self) -> bool:
-        """Account for keys that appeared or went since the last call: at most one count
+        """Account for keys that appeared or went since the last `apply()`: at most one count
         (ranked) or one pipelined read of the keys concerned (scan). True when the rows
         or their order changed."""
+        async with self._lock:
+            return await self._settle()
+
+    async def _settle(self) -> bool:
         moved, self._maybe_moved = self._maybe_moved, set()
         refresh, self._refresh_divergent = self._refresh_divergent, False
         sure, self._moved_for_sure = self._moved_for_sure, False

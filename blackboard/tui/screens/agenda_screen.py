@@ -41,6 +41,7 @@ class AgendaScreen(Screen[None]):
     DEFAULT_CSS = """
     AgendaScreen #open { height: 2fr; }
     AgendaScreen #decisions { height: 1fr; }
+    AgendaScreen #why { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     AgendaScreen Label { background: $panel; width: 1fr; padding: 0 1; text-style: bold; }
     """
 
@@ -58,6 +59,7 @@ class AgendaScreen(Screen[None]):
         yield Static(id="status", classes="status")
         yield Label("activations granted, not finished", id="open-title")
         yield DataTable(id="open", cursor_type="row", zebra_stripes=True)
+        yield Static(id="why")
         yield Label("refused / waiting (entries changed recently)", id="decisions-title")
         yield DataTable(id="decisions", cursor_type="row")
         yield Footer()
@@ -112,6 +114,7 @@ class AgendaScreen(Screen[None]):
             )  # fmt: skip
         if self.open:
             table.move_cursor(row=min(row, len(self.open) - 1))
+        self._show_why()
         dec = self.query_one("#decisions", DataTable)
         drow = dec.cursor_row
         dec.clear()
@@ -134,6 +137,18 @@ class AgendaScreen(Screen[None]):
             waiting = " · waiting on the agenda: " + (", ".join(parts) if parts else "none")
         extra = f"{len(self.open)} open{waiting}"
         self.query_one("#status", Static).update(Text(app.status_line("agenda", extra)))
+
+    def _show_why(self) -> None:
+        table = self.query_one("#open", DataTable)
+        text = ""
+        if self.open:
+            a = self.open[min(max(table.cursor_row, 0), len(self.open) - 1)]
+            text = f"{a.id} on {a.key}@v{a.version}: " + "; ".join(a.why)
+        self.query_one("#why", Static).update(Text(text))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "open":
+            self._show_why()
 
     async def action_reload(self) -> None:
         await self.reload()

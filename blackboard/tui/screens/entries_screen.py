@@ -141,9 +141,11 @@ class EntriesScreen(Screen[None]):
         if pager.scan_done:
             return
 
+        generation = pager.generation
+
         async def scan() -> None:
             table = self.query_one(RowTable)
-            while await pager.scan_step():
+            while pager.generation == generation and await pager.scan_step():
                 table.refresh_rows()
                 self._show_status()
                 await asyncio.sleep(0)
