@@ -318,7 +318,7 @@ class ControlReader:
                         time_ms=int(d.get("t", 0) or 0),
                     )
                 )
-        out.sort(key=lambda d: (d.time_ms, d.revision), reverse=True)
+        out.sort(key=lambda d: (-d.time_ms, -d.revision, d.key, d.role, d.rule, d.what))
         return out
 
     # -- escalations -------------------------------------------------------------------------

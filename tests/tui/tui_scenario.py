@@ -9,8 +9,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
+
+from tests_paths import AGENTS, POLICY
 
 import blackboard
 from blackboard.agent import load_agent
@@ -18,9 +19,6 @@ from blackboard.controller import Controller
 from blackboard.policy_board import apply_policy
 from blackboard.runtime import AgentRuntime
 
-ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "policies" / "support.toml"
-AGENTS = ROOT / "agents" / "support.py"
 T = TypeVar("T")
 
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from textual.app import App
 
 HERE = Path(__file__).parent / "__snapshots__"
-_AGE = re.compile(r"(?<![\w./:@-])\d+(?:ms|s|m|h|d)(?![\w])")
+# an age with the blanks around it (its column has a fixed width, the digits do not)
+_AGE = re.compile(r" *(?<![\w./:@-])\d+(?:ms|s|m|h|d)(?![\w]) *")
 _CLOCK = re.compile(r"\b\d\d:\d\d:\d\d\b")
 
 

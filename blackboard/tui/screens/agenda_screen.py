@@ -65,12 +65,13 @@ class AgendaScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#open", DataTable).add_columns(
-            "role", "prio", "state", "entry", "age", "agent", "rule", "why granted"
-        )
-        self.query_one("#decisions", DataTable).add_columns(
-            "age", "decision", "role", "entry", "rule", "reason"
-        )
+        for table_id, names in (
+            ("#open", ("role", "prio", "state", "entry", "age", "agent", "rule", "why granted")),
+            ("#decisions", ("age", "decision", "role", "entry", "rule", "reason")),
+        ):
+            table = self.query_one(table_id, DataTable)
+            for name in names:  # ages get a fixed width so that columns do not jump
+                table.add_column(name, width=5 if name == "age" else None)
         self.query_one("#open", DataTable).focus()
         self.set_interval(1.0, self._tick)
         self._tick()

@@ -49,10 +49,12 @@ class AgentsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "agent", "role", "host:pid", "heartbeat", "in flight", "claims", "done",
-            "failed", "lost", "breaker",
-        )  # fmt: skip
+        table = self.query_one(DataTable)
+        for name in (
+            "agent", "role", "host:pid", "heartbeat", "in flight", "claims", "done", "failed",
+            "lost", "breaker",
+        ):  # fmt: skip
+            table.add_column(name, width=9 if name == "heartbeat" else None)
         self.query_one(DataTable).focus()
         self.set_interval(1.0, self._tick)
         self._tick()

@@ -84,9 +84,13 @@ class EntryScreen(Screen[None]):
 
     def on_mount(self) -> None:
         versions = self.query_one("#versions", DataTable)
-        versions.add_columns("version", "revision", "kind", "writer", "time", "age", "value")
         proposals = self.query_one("#proposals", DataTable)
-        proposals.add_columns("proposer", "confidence", "revision", "base", "age", "value")
+        for table, names in (
+            (versions, ("version", "revision", "kind", "writer", "time", "age", "value")),
+            (proposals, ("proposer", "confidence", "revision", "base", "age", "value")),
+        ):
+            for name in names:  # ages get a fixed width so that columns do not jump
+                table.add_column(name, width=5 if name == "age" else None)
         self.query_one("#diff-box").border_title = "diff"
         self.query_one("#causation-box").border_title = "causation"
         self.board_app.changes.subscribe(self, self._on_changes)

@@ -86,9 +86,9 @@ class EscalationsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "kind", "entry", "why", "from", "age", "held by", "state"
-        )
+        table = self.query_one(DataTable)
+        for name in ("kind", "entry", "why", "from", "age", "held by", "state"):
+            table.add_column(name, width=5 if name == "age" else None)
         self.query_one("#detail-box").border_title = "value in question"
         self.query_one(DataTable).focus()
         self.set_interval(2.0, self._tick)
