@@ -257,7 +257,8 @@ async def commit_merge(
 ) -> MergeCommit | None:
     """Write `value` as the entry's next version (kind ``merge``) if its version is still
     `expect_version` (0 = absent or deleted), removing exactly the given proposal versions.
-    Returns None when none of them is open any more (nothing written).
+    Returns None, writing nothing, when any of them is no longer open at that version (its
+    proposer replaced it): decide again from a fresh read.
     Raises ConflictError (the entry moved), LeaseLostError (fence), InvalidValueError."""
     check_key(key)
     if not proposals:
@@ -304,7 +305,7 @@ async def commit_merge(
     if status == b"dup":
         rev_b, ts_b, v_b, n_b = res[1].split(b"|")
         return MergeCommit(key, int(rev_b), int(v_b), int(ts_b), int(n_b), -1, False)
-    if status == b"stale":
+    if status == b"moved":
         return None
     if status == b"conflict":
         raise ConflictError(key, expect_version or "absent", int(res[1]))

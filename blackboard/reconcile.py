@@ -8,8 +8,9 @@ one ZRANGEBYSCORE from a cursor) plus those whose merge lost a race last time, a
 applies the first matching `MergeRule`:
 
 - `Merged(value)`: one `merge.lua` commit, fenced by the compactor's lease, that writes the
-  value and removes exactly the proposal versions it read. A proposal made meanwhile stays
-  and has a newer revision, so the next round sees it: never lost, never merged twice.
+  value and removes exactly the proposal versions it read (or nothing, if a proposer
+  replaced one meanwhile: then it decides again). A proposal made meanwhile stays and has a
+  newer revision, so the next round sees it: never lost, never merged twice.
 - `Escalate(reason)`: an escalation entry ``sys/escalations/merge/<key>`` lists the
   proposals and the reason. A human (or a human-role agent, or `blackboard resolve`) sets
   its ``state`` to ``"decided"`` with a ``decision``; the next round merges that value over
@@ -184,6 +185,7 @@ class Reconciler:
                 self._retry.add(key)  # the entry moved under the merge: decide again
                 return
             if done is None:
+                self._retry.add(key)  # a proposer replaced its proposal: decide again
                 return
             stats.merged += 1
             self._noted.pop(key, None)
@@ -278,34 +280,36 @@ class Reconciler:
         doc = found.value
         key = str(doc.get("key", ""))
         listed = {(str(p["proposer"]), int(p["revision"])) for p in doc.get("proposals", [])}
-        still_open = [
-            p for p in await self.board.proposals(key) if (p.proposer, p.revision) in listed
-        ]
-        if still_open:
-            for _ in range(3):
-                entry = await self.board.get(key)
-                try:
-                    done = await commit_merge(
-                        self.board,
-                        key,
-                        entry.version if entry is not None else 0,
-                        doc["decision"],
-                        still_open,
-                        "human",
-                        self.board.fence,
-                    )
-                except ConflictError:
-                    continue
-                if done is not None:
-                    stats.resolved += 1
-                    self.report(
-                        f"{key}: human decision by {doc.get('decided_by', '?')} merged over "
-                        f"{done.merged} proposals into version {done.version}"
-                    )
+        for _ in range(3):
+            # the listed proposals their proposers have not replaced since; the rest stay open
+            still_open = [
+                p for p in await self.board.proposals(key) if (p.proposer, p.revision) in listed
+            ]
+            if not still_open:
                 break
-            else:
-                stats.conflicts += 1
-                return False
+            entry = await self.board.get(key)
+            try:
+                done = await commit_merge(
+                    self.board,
+                    key,
+                    entry.version if entry is not None else 0,
+                    doc["decision"],
+                    still_open,
+                    "human",
+                    self.board.fence,
+                )
+            except ConflictError:
+                continue
+            if done is not None:
+                stats.resolved += 1
+                self.report(
+                    f"{key}: human decision by {doc.get('decided_by', '?')} merged over "
+                    f"{done.merged} proposals into version {done.version}"
+                )
+                break
+        else:
+            stats.conflicts += 1
+            return False
         try:
             await self.board.delete(name, expect=found.version)
         except ConflictError:

@@ -48,15 +48,15 @@ async def _proposals_at_once(board: Board, attempts: int) -> tuple[int, list[dic
     k = board.keys_
     for _ in range(attempts):
         members: Any = await board.redis.zrange(k.proposed, 0, -1)
-        keys = [m.decode() for m in members]
+        keys = sorted(m.decode() for m in members)
         async with board.redis.pipeline(transaction=True) as pipe:
             pipe.get(k.rev)
             pipe.zrange(k.proposed, 0, -1)
             for key in keys:
                 pipe.hgetall(k.proposals(key))
             res = await pipe.execute()
-        if [m.decode() for m in res[1]] != keys:
-            continue  # the set of entries with proposals changed in between: read again
+        if not {m.decode() for m in res[1]} <= set(keys):
+            continue  # an entry got its first proposal in between: read again
         out = []
         for key, raw in zip(keys, res[2:], strict=True):
             for proposer, record in sorted(raw.items()):

@@ -1,8 +1,10 @@
 -- merge.lua: the compactor's reconcile commit: write the merged value of an entry and remove
 -- exactly the proposal versions it was computed from, in one atomic step.
 --
--- A proposal whose revision no longer matches (its proposer replaced it while the merge was
--- computed) is left in place and stays open for the next round, so no proposal is lost.
+-- All or nothing: if any of those proposals is no longer at the revision the merge read (its
+-- proposer replaced it meanwhile), nothing is written and the caller decides again, so a
+-- merged value is always computed from exactly the proposals it closes. Proposals that are
+-- not in the list (they arrived during the merge) stay open for the next round: none is lost.
 -- Like every commit: one INCR of the revision and one change-log event '<revision>-1'
 -- (kind 'm'), with two extra fields: 's' (strategy) and 'mp' (the merged proposals, a
 -- msgpack array of [proposer, revision] pairs).
@@ -27,7 +29,8 @@
 --   {'ok', revision, time_ms, version, proposals merged, proposals still open, divergent 0/1}
 --   {'dup', stored result 'revision|time_ms|version|merged'}
 --   {'conflict', actual version}   the entry changed since the merge read it; nothing written
---   {'stale'}                      none of the proposals is still open; nothing written
+--   {'moved', proposer}            that proposer's proposal is no longer the version read;
+--                                  nothing written
 --   {'fenced', reason}             {'corrupt', reason}
 
 local idem = redis.call('GET', KEYS[4])
@@ -55,17 +58,18 @@ if (expect == '0' and live) or (expect ~= '0' and expect ~= '*' and tonumber(exp
 end
 
 local n = tonumber(ARGV[12])
-local merged = {}
 for i = 1, n do
   local base = 12 + (i - 1) * 3
   local rec = redis.call('HGET', KEYS[7], ARGV[base + 1])
-  if rec and string.sub(rec, 1, string.find(rec, '|', 1, true) - 1) == ARGV[base + 2] then
-    redis.call('HDEL', KEYS[7], ARGV[base + 1])
-    merged[#merged + 1] = ARGV[base + 3]
+  if not rec or string.sub(rec, 1, string.find(rec, '|', 1, true) - 1) ~= ARGV[base + 2] then
+    return {'moved', ARGV[base + 1]}
   end
 end
-if #merged == 0 then
-  return {'stale'}
+local merged = {}
+for i = 1, n do
+  local base = 12 + (i - 1) * 3
+  redis.call('HDEL', KEYS[7], ARGV[base + 1])
+  merged[#merged + 1] = ARGV[base + 3]
 end
 
 local rev = redis.call('INCR', KEYS[1])

@@ -79,27 +79,29 @@ async def test_merge_commit_removes_only_the_versions_it_read(board: blackboard.
     await board.bind(writer="b").propose("k", 2)
     read = await board.proposals("k")
     await board.bind(writer="b").propose("k", 3)  # b replaces its proposal meanwhile
-    await board.bind(writer="c").propose("k", 4)  # c arrives meanwhile
-    done = await props.commit_merge(board.bind(writer="compactor"), "k", 0, 2, read, "test")
+    rev = await board.revision()
+    # b's proposal 2 is gone: a value computed from it is not written; nothing changes
+    assert await props.commit_merge(board, "k", 0, 2, read, "test") is None
+    assert await board.revision() == rev and len(await board.proposals("k")) == 2
+    read = await board.proposals("k")
+    await board.bind(writer="c").propose("k", 4)  # c arrives meanwhile: not in the read
+    done = await props.commit_merge(board.bind(writer="compactor"), "k", 0, 3, read, "test")
     assert done is not None
-    assert (done.version, done.merged, done.open, done.divergent) == (1, 1, 2, True)
+    assert (done.version, done.merged, done.open, done.divergent) == (1, 2, 1, False)
     left = await board.proposals("k")
-    assert [(x.proposer, x.value) for x in left] == [("b", 3), ("c", 4)]
+    assert [(x.proposer, x.value) for x in left] == [("c", 4)]
     entry = await board.get("k")
-    assert entry is not None and (entry.value, entry.kind, entry.writer) == (
-        2,
-        "merge",
-        "compactor",
-    )
-    assert await board.divergent() == ["k"]
+    assert entry is not None
+    assert (entry.value, entry.kind, entry.writer) == (3, "merge", "compactor")
+    assert await board.divergent() == []
+    assert await props.proposed_keys(board) == [("k", left[0].revision)]
     raw = await board.redis.xrange(board.keys_.log, f"{done.revision}-1", f"{done.revision}-1")
     fields = raw[0][1]
-    assert props.merged_proposals(fields) == [("a", read[0].revision)]
+    assert props.merged_proposals(fields) == [("a", read[0].revision), ("b", read[1].revision)]
     assert fields[b"s"] == b"test" and fields[b"o1"] == b"m"
-    # the same stale read again: nothing of it is open any more, nothing is written
-    rev = await board.revision()
-    assert await props.commit_merge(board, "k", 1, 9, read, "test") is None
-    assert await board.revision() == rev
+    await board.bind(writer="d").propose("k", 5)
+    assert await board.divergent() == ["k"]
+    left = await board.proposals("k")
     # the entry moved under the merge: a conflict, nothing written
     await board.put("k", 7)
     with pytest.raises(ConflictError):
