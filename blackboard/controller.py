@@ -31,6 +31,7 @@ from blackboard import scripts
 from blackboard.activation import Activation, activation_id, grant_fields
 from blackboard.agenda import Agenda, Candidate, OpenActivation
 from blackboard.board import Board, wrap_redis_error
+from blackboard.codec import KINDS
 from blackboard.decisions import decision
 from blackboard.entry import Change
 from blackboard.errors import BlackboardError
@@ -38,9 +39,8 @@ from blackboard.guards import confidence_of, consensus, dedupe, escalation, loop
 from blackboard.lease import LeaderLease
 from blackboard.policy import Policy, Rule
 from blackboard.policy_board import POLICY_KEY, load_policy, policy_of
-from blackboard.rules import MISSING, Match, lookup, match_rules, render
+from blackboard.rules import MISSING, Match, applies, compile_rules, lookup, render, rules_for_key
 from blackboard.settings import Settings
-from blackboard.watch import parse_event
 
 __all__ = ["GROUP", "Controller"]
 
@@ -107,13 +107,15 @@ class Controller:
             self.settings.controller_lease,
         )
         self.policy = Policy()
+        self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
+        self._known = _Known(self)
         self.leading = asyncio.Event()
         self.processed = 0
         self._waiting_events: dict[str, int] = {}
-        self._last_ids = {"log": "0-0", "outcomes": "0-0"}
         self._last_rev = 0
         self._deposed = False
+        self._sweep_at = 0.0
         self._status_at = 0.0
         self._parents: dict[str, OpenActivation] = {}
 
@@ -172,6 +174,7 @@ class Controller:
             log.error("the policy on the board is invalid, running none: %s", exc)
             loaded = None
         self.policy = loaded[0] if loaded else Policy()
+        self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
         self._waiting_events.clear()
         try:
@@ -197,8 +200,7 @@ class Controller:
                 self.agenda.breaker(name[8:]).load(msgpack.unpackb(blob, raw=False))
         for g in groups:
             if _s(g["name"]) == GROUP:
-                self._last_ids["log"] = _s(g["last-delivered-id"])
-        self._last_rev = int(self._last_ids["log"].split("-")[0])
+                self._last_rev = int(_s(g["last-delivered-id"]).split("-")[0])
 
     # -- reading --------------------------------------------------------------------------
 
@@ -240,10 +242,17 @@ class Controller:
             await self._process(logs, outcomes, replay=True)
 
     async def _step(self) -> None:
-        logs, outcomes = await self._read(">", ">")
-        if logs or outcomes:
-            await self._process(logs, outcomes)
-            return
+        """Settle what is due, then block for new log and outcome events and settle them.
+
+        The blocking read is a plain XREADGROUP: one round trip from a change to the
+        controller. It is not fenced, so a deposed leader that wakes up late may still
+        move a few events into the group's pending list before its next (fenced) write
+        fails; `_sweep` finds such events and settles them."""
+        if self._deposed:
+            raise _Deposed()
+        if time.monotonic() >= self._sweep_at:
+            await self._sweep()
+            self._sweep_at = time.monotonic() + self.settings.controller_lease / 3
         now = self.clock()
         due = self.agenda.next_due(now)
         if (due is not None and due <= now + 0.001) or now - self._status_at >= 1.0:
@@ -251,17 +260,53 @@ class Controller:
         timeout = 0.2
         if due is not None:
             timeout = min(timeout, max(0.001, due - self.clock()))
+        streams = {self.keys.log: ">", self.keys.outcomes: ">"}
         try:
-            await self.redis.xread(
-                {
-                    self.keys.log: self._last_ids["log"],
-                    self.keys.outcomes: self._last_ids["outcomes"],
-                },
-                count=1,
+            reply: Any = await self.redis.xreadgroup(
+                GROUP,
+                CONSUMER,
+                streams,  # type: ignore[arg-type]
+                count=self.settings.controller_batch,
                 block=max(1, int(timeout * 1000)),
             )
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
+        if not reply:
+            return
+        if self._deposed:
+            raise _Deposed()
+        logs: list[Any] = []
+        outcomes: list[Any] = []
+        for stream, entries in reply:
+            target = logs if _s(stream) == self.keys.log else outcomes
+            target.extend((_s(entry_id), fields) for entry_id, fields in entries)
+        await self._process(logs, outcomes)
+
+    async def _sweep(self) -> None:
+        """Settle pending events this leader never saw (read by a deposed leader)."""
+        for stream, known in ((self.keys.log, self._waiting_events), (self.keys.outcomes, {})):
+            try:
+                pending: Any = await self.redis.xpending_range(
+                    stream, GROUP, min="-", max="+", count=1000, consumername=CONSUMER
+                )
+                lost = [
+                    _s(p["message_id"])
+                    for p in pending
+                    if _s(p["message_id"]) not in known and int(p["time_since_delivered"]) > 500
+                ]
+                found: list[Any] = []
+                for entry_id in lost:
+                    found += await self.redis.xrange(stream, min=entry_id, max=entry_id) or []
+            except RedisError as exc:
+                raise wrap_redis_error(exc) from exc
+            entries = [(_s(i), f) for i, f in found]
+            entries += [(i, None) for i in lost if i not in {e[0] for e in entries}]
+            if entries:
+                log.warning("settling %d events read by a deposed leader", len(entries))
+                if stream == self.keys.log:
+                    await self._process(entries, [], replay=True)
+                else:
+                    await self._process([], entries, replay=True)
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -270,8 +315,6 @@ class Controller:
         batch = _Batch()
         for entry_id, fields in outcomes:
             batch.outcome_acks.append(entry_id)
-            if not replay:
-                self._last_ids["outcomes"] = entry_id
             if fields is not None:
                 ok = fields.get(b"o") == b"ok"
                 self._finish(
@@ -279,8 +322,6 @@ class Controller:
                     _s(fields.get(b"w", b"")), now,
                 )  # fmt: skip
         for entry_id, fields in logs:
-            if not replay:
-                self._last_ids["log"] = entry_id
             if fields is None:
                 batch.log_acks.append(entry_id)
                 continue
@@ -300,6 +341,8 @@ class Controller:
     async def _event(
         self, batch: _Batch, entry_id: str, fields: dict[bytes, bytes], now: float, replay: bool
     ) -> None:
+        """One log event: finish the activation that wrote it, admit what its changes raise.
+        Values are decoded only for keys some rule (or an escalation) looks at."""
         revision = int(entry_id.split("-", 1)[0])
         if not replay and self._last_rev and revision > self._last_rev + 1:
             log.error(
@@ -308,24 +351,48 @@ class Controller:
             )  # fmt: skip
         self._last_rev = max(self._last_rev, revision)
         try:
-            changes = parse_event(self.board, entry_id.encode(), fields)
-        except BlackboardError as exc:
-            log.error("skipping log event %s: %s", entry_id, exc)
+            n = int(fields[b"n"])
+            parent_id = fields.get(b"a", b"").decode() or None
+            writer = fields[b"w"].decode()
+            ts = int(fields[b"t"])
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            log.error("skipping malformed log event %s: %r", entry_id, exc)
             batch.log_acks.append(entry_id)
             return
-        parent_id = changes[0].activation if changes else None
         parent = None
         if parent_id:
-            parent = self.agenda.open.get(parent_id) or await self._lookup(parent_id)
-            if parent_id in self.agenda.open:
-                self._finish(batch, parent_id, True, "", changes[0].writer, now)
+            parent = self.agenda.open.get(parent_id)
+            if parent is not None:
+                self._finish(batch, parent_id, True, "", writer, now)
+            else:
+                parent = await self._lookup(parent_id)
+        policy = self.policy
+        escalating = (
+            parent is not None
+            and policy.threshold(parent.role) > 0
+            and policy.escalation_target(parent.role) is not None
+        )
         waiting = 0
-        for i, change in enumerate(changes, 1):
-            if change.key == POLICY_KEY:
+        for i in range(1, n + 1):
+            s = str(i).encode()
+            try:
+                key = fields[b"k" + s].decode()
+                matches = rules_for_key(self._compiled, key)
+                if not matches and not escalating and key != POLICY_KEY:
+                    continue
+                kind = KINDS[fields[b"o" + s]]
+                raw = fields[b"d" + s]
+                value = self.board.decode_change_value(key, kind, raw)
+                change = Change(revision, key, int(fields[b"v" + s]), kind, value, writer, ts)
+            except (KeyError, ValueError, BlackboardError) as exc:
+                log.error("skipping operation %d of log event %s: %r", i, entry_id, exc)
+                continue
+            if key == POLICY_KEY:
                 self._reload(batch, change, now)
                 continue
-            raw = fields.get(b"d" + str(i).encode(), b"")
-            waiting += await self._admit(batch, entry_id, change, raw, parent_id, parent, now)
+            waiting += await self._admit(
+                batch, entry_id, change, raw, matches, parent_id, parent, now
+            )
         if waiting:
             self._waiting_events[entry_id] = waiting
         else:
@@ -358,6 +425,7 @@ class Controller:
             )
             return
         self.policy = policy
+        self._compiled = compile_rules(policy)
         self.agenda.set_policy(policy)
         log.info("policy v%d (%s) in force", change.version, policy.name or "unnamed")
 
@@ -367,6 +435,7 @@ class Controller:
         entry_id: str,
         change: Change,
         raw_value: bytes,
+        found: list[Match],
         parent_id: str | None,
         parent: OpenActivation | None,
         now: float,
@@ -374,7 +443,7 @@ class Controller:
         """Turn one change into candidates on the agenda; returns how many were added."""
         policy = self.policy
         depth = parent.depth + 1 if parent else 0
-        matches = match_rules(policy, change.key, change.kind, change.value)
+        matches = [m for m in found if applies(m.rule, change.kind, change.value)]
         value = raw_value if len(raw_value) <= _VALUE_INLINE else b""
         cands: list[tuple[Candidate, Rule | None]] = []
         esc = None
@@ -416,9 +485,7 @@ class Controller:
         for cand, rule in cands:
             max_depth = rule.max_depth if rule and rule.max_depth is not None else policy.max_depth
             loop = loop_guard(cand.depth, max_depth)
-            seen = dedupe(
-                cand.activation_id, _Known(self.agenda), cand.role, cand.key, cand.version
-            )
+            seen = dedupe(cand.activation_id, self._known, cand.role, cand.key, cand.version)
             cand.reasons += [loop.reason, seen.reason]
             if not (loop.ok and seen.ok):
                 self._record(batch, "refused", cand, cand.reasons, now)
@@ -508,8 +575,7 @@ class Controller:
             "time_ms": now_ms,
         }  # fmt: skip
         granted = decision("granted", reasons=cand.reasons, **common)  # type: ignore[arg-type]
-        dup = decision("refused", reasons=["dedupe: granted before"], **common)  # type: ignore[arg-type]
-        batch.ops.append(["g", cand.activation_id, queue, record, opened, granted, dup])
+        batch.ops.append(["g", cand.activation_id, queue, record, opened, granted])
         batch.keys += [
             self.keys.queue(cand.role),
             self.keys.activation(cand.activation_id),
@@ -579,9 +645,14 @@ class Controller:
         if res[0] == b"fenced":
             self._deposed = True
             raise _Deposed()
+        dups = _Batch()
         for cand, queued in zip(batch.granted, res[1], strict=True):
             if not queued:
                 self.agenda.revert(cand.activation_id)
+                why = [*cand.reasons[:1], "dedupe: granted before (by an earlier leader)"]
+                self._record(dups, "refused", cand, why, self.clock())
+        if dups:
+            await self._write(dups)
 
     def status(self) -> dict[str, Any]:
         """What the leader is doing: per-role pending, waiting and breaker state."""
@@ -598,10 +669,10 @@ class Controller:
 
 
 class _Known:
-    """The agenda as a container of activation ids already granted, waiting or open."""
+    """The leader's agenda as a container of ids already granted, waiting or open."""
 
-    def __init__(self, agenda: Agenda) -> None:
-        self.agenda = agenda
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
 
     def __contains__(self, activation_id: object) -> bool:
-        return isinstance(activation_id, str) and self.agenda.known(activation_id)
+        return isinstance(activation_id, str) and self.controller.agenda.known(activation_id)

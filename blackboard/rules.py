@@ -15,7 +15,17 @@ from typing import Any
 
 from blackboard.policy import Condition, Policy, Rule
 
-__all__ = ["Match", "compile_pattern", "condition_holds", "lookup", "match_rules", "render"]
+__all__ = [
+    "Match",
+    "applies",
+    "compile_pattern",
+    "compile_rules",
+    "condition_holds",
+    "lookup",
+    "match_rules",
+    "render",
+    "rules_for_key",
+]
 
 MISSING: Any = object()
 
@@ -150,16 +160,27 @@ class Match:
         return key if self.rule.target is None else render(self.rule.target, key, self.captures)
 
 
+def compile_rules(policy: Policy) -> list[tuple[Rule, re.Pattern[str]]]:
+    """Each rule with its compiled pattern, in document order."""
+    return [(rule, compile_pattern(rule.on)) for rule in policy.rules]
+
+
+def rules_for_key(compiled: list[tuple[Rule, re.Pattern[str]]], key: str) -> list[Match]:
+    """The rules whose pattern matches `key` (kinds and conditions not checked yet)."""
+    out = []
+    for rule, pattern in compiled:
+        m = pattern.fullmatch(key)
+        if m is not None:
+            out.append(Match(rule, m.groups()))
+    return out
+
+
+def applies(rule: Rule, kind: str, value: Any) -> bool:
+    """Whether a change of `kind` with `value` meets the rule's kinds and conditions."""
+    return kind in rule.kinds and all(condition_holds(c, value) for c in rule.when)
+
+
 def match_rules(policy: Policy, key: str, kind: str, value: Any) -> list[Match]:
     """The rules of `policy` that a change of `kind` to `key` with `value` meets, in
     document order."""
-    out = []
-    for rule in policy.rules:
-        if kind not in rule.kinds:
-            continue
-        m = compile_pattern(rule.on).fullmatch(key)
-        if m is None:
-            continue
-        if all(condition_holds(c, value) for c in rule.when):
-            out.append(Match(rule, m.groups()))
-    return out
+    return [m for m in rules_for_key(compile_rules(policy), key) if applies(m.rule, kind, value)]

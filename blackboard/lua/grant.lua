@@ -9,11 +9,10 @@
 -- ARGV[1] fencing token    ARGV[2] group of the log and outcome streams
 -- ARGV[3] decisions kept per entry    ARGV[4] decision list TTL, milliseconds
 -- ARGV[5] operations: msgpack array of arrays, each one of
---   {'g', activation id, {queue fields...}, {record fields...}, open blob, decision blob,
---    duplicate decision blob}
+--   {'g', activation id, {queue fields...}, {record fields...}, open blob, decision blob}
 --        keys: role queue, activation record, decision list of the entry.
---        Skipped (reported as '', the duplicate decision recorded instead) when the record
---        exists already: dedupe that outlives any controller's memory.
+--        Skipped (reported as '') when the record exists already: dedupe that outlives any
+--        controller's memory.
 --   {'r', decision blob}                       keys: decision list of the entry
 --   {'d', activation id, {record fields...}}   keys: activation record (removes it from open)
 --   {'s', field, value}                        no keys: HSET controller state
@@ -44,7 +43,6 @@ for _, op in ipairs(ops) do
     local queue, record, why = KEYS[k], KEYS[k + 1], KEYS[k + 2]
     k = k + 3
     if redis.call('EXISTS', record) == 1 then
-      decide(why, op[7])
       granted[#granted + 1] = ''
     else
       local id = redis.call('XADD', queue, '*', unpack(op[3]))

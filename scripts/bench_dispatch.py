@@ -1,0 +1,239 @@
+"""Dispatch benchmark: change -> controller -> activation -> agent -> committed result.
+
+Prints, in one run on one private server (unix socket):
+  1. floor: a bare Redis list dispatch: the producer LPUSHes jobs (pipelined), 2 worker
+     processes BRPOP one job at a time and SET a result each (the least a dispatcher does);
+  2. end to end: N changes written (pipelined batches), a controller process grants one
+     activation each under a one-rule policy, 2 agent processes run a trivial handler that
+     commits one result entry (claim-fenced, idempotent); activations/s = N / time from the
+     first change to the last result;
+  3. latency at a fixed offered load (default 500 changes/s, one commit each, paced):
+     change committed -> activation granted (controller, ms resolution from the log and the
+     activation records) and change written -> activation claimed by an agent (µs).
+Ratios are what to compare on a shared machine; absolute rates move run to run.
+
+    .venv/bin/python scripts/bench_dispatch.py [--n 20000] [--rate 500] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import blackboard
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = """
+name = "bench"
+[roles.bench]
+max_pending = 4096
+[[rule]]
+name = "job"
+on = "job/*"
+role = "bench"
+"""
+
+
+class Echo(blackboard.Agent):
+    """Trivial handler: one result entry per activation, carrying when it was claimed."""
+
+    role = "bench"
+    concurrency = 128
+
+    async def handle(self, activation: blackboard.Activation, board: Any) -> None:
+        now = time.time()
+        sent = activation.value.get("sent") if isinstance(activation.value, dict) else None
+        await board.put(f"done/{activation.key[4:]}", {"claimed": now, "sent": sent})
+
+
+FLOOR_WORKER = """
+import sys, redis
+r = redis.Redis(unix_socket_path=sys.argv[1])
+while True:
+    _, job = r.brpop("floor:jobs")
+    if job == b"stop":
+        break
+    r.set(b"floor:result:" + job, b"1")
+"""
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def floor(socket_path: str, n: int) -> float:
+    import redis
+
+    r = redis.Redis(unix_socket_path=socket_path)
+    r.delete("floor:jobs")
+    workers = [subprocess.Popen([_python(), "-c", FLOOR_WORKER, socket_path]) for _ in range(2)]
+    time.sleep(0.5)  # let the workers connect and block
+    t0 = time.perf_counter()
+    for start in range(0, n, 1000):
+        pipe = r.pipeline(transaction=False)
+        for i in range(start, min(n, start + 1000)):
+            pipe.lpush("floor:jobs", str(i))
+        pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for _ in workers:
+        pipe.lpush("floor:jobs", "stop")
+    pipe.execute()
+    for w in workers:
+        w.wait()
+    elapsed = time.perf_counter() - t0
+    done = len(r.keys("floor:result:*"))
+    assert done == n, f"floor: {done} results of {n}"
+    r.close()
+    return n / elapsed
+
+
+def _spawn(url: str, board: str, *args: str) -> subprocess.Popen[bytes]:
+    cmd = [_python(), "-c", "from blackboard.cli import main; main()", *args]
+    env = {**os.environ, "BLACKBOARD_REDIS_URL": url, "BLACKBOARD_BOARD": board}
+    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+
+
+async def _wait_revision(b: blackboard.Board, target: int, within: float) -> float:
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        if await b.revision() >= target:
+            return time.perf_counter()
+        await asyncio.sleep(0.002)
+    raise TimeoutError(f"revision {await b.revision()} of {target} after {within}s")
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str, float]:
+    board = f"bench{os.getpid()}"
+    policy_file = ROOT / f".bench_policy_{os.getpid()}.toml"
+    policy_file.write_text(POLICY)
+    procs = [
+        _spawn(url, board, "controller", "--policy", str(policy_file), "--log-level", "warning"),
+        *(
+            _spawn(url, board, "agent", "run", f"{__file__}:Echo", "--name", f"echo-{i}")
+            for i in range(2)
+        ),
+    ]
+    try:
+        async with blackboard.connect(url, board=board, writer="bench") as b:
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                agents: Any = await b.redis.hlen(b.keys_.agents)
+                if await b.get("sys/policy") is not None and agents >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            # warm-up, so every process has loaded scripts and connections
+            base = await b.revision()
+            async with b.batch() as batch:
+                for i in range(200):
+                    batch.put(f"job/w{i}", {"sent": None})
+            await _wait_revision(b, base + 400, 30)
+
+            # throughput
+            base = await b.revision()
+            t0 = time.perf_counter()
+            for start in range(0, n, 256):
+                async with b.batch() as batch:
+                    for i in range(start, min(n, start + 256)):
+                        batch.put(f"job/{i}", {"sent": None})
+            t_end = await _wait_revision(b, base + 2 * n, 120)
+            throughput = n / (t_end - t0)
+
+            # latency at a fixed offered load
+            base = await b.revision()
+            count = int(rate * seconds)
+            start = time.perf_counter()
+            for i in range(count):
+                due = start + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await b.put(f"job/l{i}", {"sent": time.time()})
+            await _wait_revision(b, base + 2 * count, 60)
+            grant_ms, claim_ms = await _latencies(b, base)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        policy_file.unlink(missing_ok=True)
+    return {
+        "throughput": throughput,
+        "grant_p50": _pct(grant_ms, 50),
+        "grant_p99": _pct(grant_ms, 99),
+        "claim_p50": _pct(claim_ms, 50),
+        "claim_p99": _pct(claim_ms, 99),
+        "samples": len(claim_ms),
+        "exit_codes": float(sum(p.returncode or 0 for p in procs)),
+    }
+
+
+async def _latencies(b: blackboard.Board, base: int) -> tuple[list[float], list[float]]:
+    """change committed -> granted (ms, from log times and records), and change written ->
+    claimed (ms, from the writer's clock and the agent's)."""
+    commit_ms: dict[str, int] = {}
+    claim: list[float] = []
+    async for c in b.watch("*", since=base, idle_timeout=0.3):
+        if c.key.startswith("job/l"):
+            commit_ms[c.key] = c.time_ms
+        elif c.key.startswith("done/l") and isinstance(c.value, dict) and c.value.get("sent"):
+            claim.append((c.value["claimed"] - c.value["sent"]) * 1000)
+    entries: Any = await b.redis.xrange(b.keys_.queue("bench"), min="-", max="+")
+    grant: list[float] = []
+    for _id, fields in entries:
+        key = fields[b"k"].decode()
+        if key in commit_ms:
+            grant.append(int(fields[b"g"]) - commit_ms[key])
+    return grant, claim
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=20_000, help="changes in the throughput runs")
+    ap.add_argument("--rate", type=float, default=500.0, help="offered changes/s for latency")
+    ap.add_argument("--seconds", type=float, default=6.0, help="length of the latency run")
+    args = ap.parse_args()
+    with blackboard.RedisServer() as server:
+        floor_rate = floor(server.socket_path, args.n)
+        res = asyncio.run(end_to_end(server.url, args.n, args.rate, args.seconds))
+    ratio = res["throughput"] / floor_rate
+    ok_rate = res["throughput"] >= 2000
+    ok_ratio = ratio >= 0.5
+    ok_p99 = res["claim_p99"] <= 10 and res["grant_p99"] <= 10
+    print(f"bare list LPUSH/BRPOP floor, 2 workers : {floor_rate:8.0f} jobs/s")
+    print(
+        f"end to end, 2 agent processes          : {res['throughput']:8.0f} activations/s"
+        f"   [{'PASS' if ok_rate else 'MISS'} >= 2000/s]"
+    )
+    print(
+        f"ratio to the floor                     : {ratio:8.2f}"
+        f"   [{'PASS' if ok_ratio else 'MISS'} >= 0.5]"
+    )
+    print(
+        f"change -> granted  at {args.rate:.0f}/s ({res['samples']:.0f}) : "
+        f"p50 {res['grant_p50']:.1f} ms  p99 {res['grant_p99']:.1f} ms  (ms clock resolution)"
+    )
+    print(
+        f"change -> claimed  at {args.rate:.0f}/s          : "
+        f"p50 {res['claim_p50']:.2f} ms  p99 {res['claim_p99']:.2f} ms"
+        f"   [{'PASS' if ok_p99 else 'MISS'} p99 <= 10 ms]"
+    )
+    print(f"processes exited cleanly after SIGTERM   : {res['exit_codes'] == 0}")
+
+
+if __name__ == "__main__":
+    main()
