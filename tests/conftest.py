@@ -74,3 +74,30 @@ async def raw_redis(redis_server: RedisServer) -> AsyncIterator[object]:
     r = redis_from_url(redis_server.url, blackboard.Settings())
     yield r
     await r.aclose()
+
+
+async def raw_state(board: blackboard.Board) -> dict[bytes, object]:
+    """Every Redis key of `board` with its type and full content (for "nothing changed")."""
+    r = board.redis
+    out: dict[bytes, object] = {}
+    async for key in r.scan_iter(match=board.keys_.prefix + "*", count=1000):
+        kind = (await r.type(key)).decode()
+        if kind == "string":
+            out[key] = (kind, await r.get(key))
+        elif kind == "hash":
+            out[key] = (kind, await r.hgetall(key))
+        elif kind == "zset":
+            out[key] = (kind, await r.zrange(key, 0, -1, withscores=True))
+        elif kind == "stream":
+            out[key] = (kind, await r.xrange(key))
+        elif kind == "list":
+            out[key] = (kind, await r.lrange(key, 0, -1))
+        else:
+            out[key] = (kind, None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def board_state() -> object:
+    """`await board_state(board)`: the board's raw Redis state, to assert nothing changed."""
+    return raw_state
