@@ -266,7 +266,9 @@ class Compactor:
                     did = False
                 if until_idle and not did:
                     break
-                if not did:
+                if not (until_idle or self._reconciler.backlog):
+                    # rounds batch what arrived while pausing: pausing also when busy keeps
+                    # the compactor's cost per merged entry low
                     await self._pause(stop)
         finally:
             with contextlib.suppress(BlackboardError):  # else it expires by itself

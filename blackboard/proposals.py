@@ -1,7 +1,7 @@
 """Proposals: competing values for one entry, one per proposer (board layer).
 
-`board.propose()` and `board.proposals()` delegate here; the compactor uses `commit_merge()`
-to reconcile. Imports codec, entry, errors, keys, scripts, schema; the Board only for typing
+`board.propose()` and `board.proposals()` delegate here; the compactor reconciles through
+merge_commit.py. Imports codec, entry, errors, keys, scripts, schema; the Board only for typing
 (and `wrap_redis_error` at call time, as watch.py does), never anything above the board.
 
 Storage (see keys.py): the hash ``p:<key>`` holds one record per proposer, the zset
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -28,22 +26,18 @@ from blackboard import codec, scripts
 from blackboard.entry import Causation, Proposal
 from blackboard.errors import (
     BoardUnavailableError,
-    ConflictError,
     CorruptEntryError,
     IdempotencyKeyReusedError,
     InvalidValueError,
     LeaseLostError,
 )
 from blackboard.keys import check_idempotency_key, check_key
-from blackboard.ops import Fence
 from blackboard.schema import SchemaRegistry
 
 if TYPE_CHECKING:
     from blackboard.board import Board
 
 __all__ = [
-    "MergeCommit",
-    "commit_merge",
     "divergent_keys",
     "list_proposals",
     "merged_proposals",
@@ -229,91 +223,6 @@ async def proposed_keys(
 ) -> list[tuple[str, int]]:
     """Like divergent_keys() for every entry with open proposals, agreeing or not."""
     return await _scored(board, board.keys_.proposed, after, limit)
-
-
-@dataclass(frozen=True, slots=True)
-class MergeCommit:
-    """What a merge commit did: the new entry version, and which proposals it removed
-    (`merged`) of those it was given; `open` proposals remain, `divergent` whether they
-    still disagree."""
-
-    key: str
-    revision: int
-    version: int
-    time_ms: int
-    merged: int
-    open: int
-    divergent: bool
-
-
-async def commit_merge(
-    board: Board,
-    key: str,
-    expect_version: int,
-    value: Any,
-    proposals: Sequence[Proposal],
-    strategy: str,
-    fence: Fence | None = None,
-) -> MergeCommit | None:
-    """Write `value` as the entry's next version (kind ``merge``) if its version is still
-    `expect_version` (0 = absent or deleted), removing exactly the given proposal versions.
-    Returns None, writing nothing, when any of them is no longer open at that version (its
-    proposer replaced it): decide again from a fresh read.
-    Raises ConflictError (the entry moved), LeaseLostError (fence), InvalidValueError."""
-    check_key(key)
-    if not proposals:
-        raise ValueError("a merge needs at least one proposal")
-    if len(proposals) > 65_535:
-        raise ValueError("a merge takes at most 65535 proposals")
-    settings = board.settings
-    k = board.keys_
-    keys = [
-        k.rev,
-        k.log,
-        k.index,
-        k.idempotency(board._auto_idempotency_key()),
-        fence.redis_key if fence else k.rev,
-        k.entry(key),
-        k.proposals(key),
-        k.proposed,
-        k.divergent,
-    ]
-    args: list[Any] = [
-        settings.auto_idempotency_ttl,
-        settings.history_keep,
-        settings.log_cap,
-        fence.mode if fence else "",
-        fence.token if fence else "",
-        board.writer,
-        key,
-        str(expect_version) if expect_version > 0 else "0",
-        codec.encode_meta(board.writer),
-        codec.encode_value(key, value, settings.max_value_bytes),
-        strategy,
-        len(proposals),
-    ]
-    for p in proposals:
-        args += [p.proposer, p.revision, _packb([p.proposer, p.revision])]
-    try:
-        res = await scripts.MERGE(board.redis, keys, args)
-    except RedisError as exc:
-        raise _wrap(exc, key) from exc
-    status = res[0]
-    if status == b"ok":
-        rev, ts, version, merged, left, divergent = (int(x) for x in res[1:7])
-        return MergeCommit(key, rev, version, ts, merged, left, bool(divergent))
-    if status == b"dup":
-        rev_b, ts_b, v_b, n_b = res[1].split(b"|")
-        return MergeCommit(key, int(rev_b), int(v_b), int(ts_b), int(n_b), -1, False)
-    if status == b"moved":
-        return None
-    if status == b"conflict":
-        raise ConflictError(key, expect_version or "absent", int(res[1]))
-    if status == b"fenced":
-        raise LeaseLostError(fence.redis_key if fence else "?", res[1].decode())
-    if status == b"corrupt":
-        raise CorruptEntryError(key, res[1].decode(errors="replace"))
-    raise BoardUnavailableError(f"unexpected answer from the merge script: {res!r}")
 
 
 def merged_proposals(fields: dict[bytes, bytes]) -> list[tuple[str, int]]:

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from blackboard.board import Board, wrap_redis_error
 from blackboard.entry import ABSENT, Entry, Proposal
-from blackboard.errors import ConflictError, MergePolicyError
+from blackboard.errors import BlackboardError, ConflictError, LeaseLostError, MergePolicyError
 from blackboard.keys import MAX_KEY_LENGTH
 from blackboard.merge import (
     CustomFunction,
@@ -40,7 +40,14 @@ from blackboard.merge import (
     find_rule,
     load_function,
 )
-from blackboard.proposals import commit_merge, proposed_keys
+from blackboard.merge_commit import (
+    MergeRequest,
+    MergeState,
+    commit_merge,
+    commit_merges,
+    read_for_merge,
+)
+from blackboard.proposals import proposed_keys
 
 __all__ = ["ESCALATION_PREFIX", "Reconciler", "RoundStats", "escalation_key", "resolve_escalation"]
 
@@ -104,6 +111,7 @@ class Reconciler:
         self.report = report
         self.batch = batch
         self._after: int | None = None
+        self.backlog = False  # the last round stopped at `batch` keys: more are waiting
         self._retry: set[str] = set()
         self._noted: dict[str, str] = {}
         self._escalations: dict[str, int] = {}
@@ -121,8 +129,10 @@ class Reconciler:
             self.report(message)
 
     async def round(self, rules: Sequence[MergeRule]) -> RoundStats:
-        """Reconcile what changed since the last round. Raises LeaseLostError when the
-        lease is gone (nothing was written without it), BoardUnavailableError."""
+        """Reconcile what changed since the last round: one pipelined read of the entries
+        and their proposals, then one pipelined send of the merge commits. Raises
+        LeaseLostError when the lease is gone (nothing was written without it),
+        BoardUnavailableError."""
         stats = RoundStats()
         changed = await proposed_keys(self.board, after=self._after, limit=self.batch)
         candidates = [key for key, _ in changed]
@@ -133,11 +143,20 @@ class Reconciler:
                 flags: Any = await self.board.redis.zmscore(self.board.keys_.divergent, candidates)
             except RedisError as exc:
                 raise wrap_redis_error(exc) from exc
+            work: list[tuple[str, MergeRule]] = []
             for key, flag in zip(candidates, flags, strict=True):
                 stats.examined += 1
-                await self._reconcile(key, flag is not None, rules, stats)
+                rule = find_rule(rules, key)
+                if rule is None:
+                    if flag is not None:
+                        stats.unruled += 1
+                        self._note(key, f"{key}: divergent, and no merge rule matches: left alone")
+                elif flag is not None or rule.settles == "all":
+                    work.append((key, rule))
+            await self._reconcile(work, stats)
         if changed:
             self._after = changed[-1][1]
+        self.backlog = len(changed) >= self.batch
         await self._decided_escalations(stats)
         return stats
 
@@ -149,44 +168,44 @@ class Reconciler:
             fn = self._functions[rule.function] = load_function(rule.function)
         return fn
 
-    async def _reconcile(
-        self, key: str, divergent: bool, rules: Sequence[MergeRule], stats: RoundStats
-    ) -> None:
-        rule = find_rule(rules, key)
-        if rule is None:
-            if divergent:
-                stats.unruled += 1
-                self._note(key, f"{key}: divergent, and no merge rule matches: left alone")
-            return
-        if rule.settles == "divergent" and not divergent:
-            return
-        entry = await self.board.get(key)
-        proposals = await self.board.proposals(key)
-        if not proposals:
-            return
-        current = entry.value if entry is not None else None
-        try:
-            decision = decide(rule, current, proposals, self._function(rule))
-        except MergePolicyError as exc:
-            decision = Escalate(str(exc))
-        if isinstance(decision, Merged):
+    async def _reconcile(self, work: list[tuple[str, MergeRule]], stats: RoundStats) -> None:
+        states = await read_for_merge(self.board, [key for key, _ in work])
+        merges: list[tuple[MergeRequest, MergeRule]] = []
+        for (key, rule), state in zip(work, states, strict=True):
+            if isinstance(state, BlackboardError):
+                self._note(key, f"{key}: cannot be read ({state}): left alone")
+                continue
+            if not state.proposals:
+                continue
             try:
-                done = await commit_merge(
-                    self.board,
-                    key,
-                    entry.version if entry is not None else 0,
-                    decision.value,
-                    proposals,
-                    rule.strategy,
-                    self.board.fence,
+                decision = decide(rule, state.value, state.proposals, self._function(rule))
+            except MergePolicyError as exc:
+                decision = Escalate(str(exc))
+            if isinstance(decision, Merged):
+                req = MergeRequest(
+                    key, state.version, decision.value, state.proposals, rule.strategy
                 )
-            except ConflictError:
+                merges.append((req, rule))
+            elif isinstance(decision, Escalate):
+                await self._escalate(key, rule, state, decision.reason, stats)
+            else:
+                stats.waiting += 1
+                self._note(key, f"{key}: waiting ({decision.reason})")
+        if not merges:
+            return
+        results = await commit_merges(self.board, [req for req, _ in merges], self.board.fence)
+        for (req, rule), done in zip(merges, results, strict=True):
+            key = req.key
+            if isinstance(done, LeaseLostError):
+                raise done
+            if isinstance(done, ConflictError) or done is None:
+                # the entry moved under the merge, or a proposer replaced its proposal
                 stats.conflicts += 1
-                self._retry.add(key)  # the entry moved under the merge: decide again
-                return
-            if done is None:
-                self._retry.add(key)  # a proposer replaced its proposal: decide again
-                return
+                self._retry.add(key)
+                continue
+            if isinstance(done, BlackboardError):
+                self._note(key, f"{key}: merge failed ({done}): left alone")
+                continue
             stats.merged += 1
             self._noted.pop(key, None)
             self.report(
@@ -196,24 +215,13 @@ class Reconciler:
             )
             if escalation_key(key) in self._escalations:
                 await self._drop_escalation(escalation_key(key))
-        elif isinstance(decision, Escalate):
-            await self._escalate(key, rule, entry, proposals, decision.reason, stats)
-        else:
-            stats.waiting += 1
-            self._note(key, f"{key}: waiting ({decision.reason})")
 
     async def _escalate(
-        self,
-        key: str,
-        rule: MergeRule,
-        entry: Entry | None,
-        proposals: Sequence[Proposal],
-        reason: str,
-        stats: RoundStats,
+        self, key: str, rule: MergeRule, state: MergeState, reason: str, stats: RoundStats
     ) -> None:
         name = escalation_key(key)
         existing = await self.board.get(name)
-        listed = _listed(proposals)
+        listed = _listed(state.proposals)
         if existing is not None and isinstance(existing.value, dict):
             if existing.value.get("state") == "decided":
                 return  # a decision is waiting to be applied
@@ -225,7 +233,7 @@ class Reconciler:
             "state": "open",
             "reason": reason,
             "strategy": rule.strategy,
-            "entry_version": entry.version if entry is not None else 0,
+            "entry_version": state.version,
             "proposals": listed,
             "decision": None,
         }

@@ -7,6 +7,7 @@ import pytest
 import blackboard
 from blackboard import proposals as props
 from blackboard.errors import ConflictError, InvalidValueError, LeaseLostError
+from blackboard.merge_commit import commit_merge
 from blackboard.ops import Fence
 
 
@@ -81,11 +82,11 @@ async def test_merge_commit_removes_only_the_versions_it_read(board: blackboard.
     await board.bind(writer="b").propose("k", 3)  # b replaces its proposal meanwhile
     rev = await board.revision()
     # b's proposal 2 is gone: a value computed from it is not written; nothing changes
-    assert await props.commit_merge(board, "k", 0, 2, read, "test") is None
+    assert await commit_merge(board, "k", 0, 2, read, "test") is None
     assert await board.revision() == rev and len(await board.proposals("k")) == 2
     read = await board.proposals("k")
     await board.bind(writer="c").propose("k", 4)  # c arrives meanwhile: not in the read
-    done = await props.commit_merge(board.bind(writer="compactor"), "k", 0, 3, read, "test")
+    done = await commit_merge(board.bind(writer="compactor"), "k", 0, 3, read, "test")
     assert done is not None
     assert (done.version, done.merged, done.open, done.divergent) == (1, 2, 1, False)
     left = await board.proposals("k")
@@ -105,8 +106,8 @@ async def test_merge_commit_removes_only_the_versions_it_read(board: blackboard.
     # the entry moved under the merge: a conflict, nothing written
     await board.put("k", 7)
     with pytest.raises(ConflictError):
-        await props.commit_merge(board, "k", 1, 9, left, "test")
-    done = await props.commit_merge(board, "k", 2, 9, left, "test")
+        await commit_merge(board, "k", 1, 9, left, "test")
+    done = await commit_merge(board, "k", 2, 9, left, "test")
     assert done is not None and (done.open, done.divergent) == (0, False)
     assert await board.proposals("k") == [] and await board.divergent() == []
     assert await props.proposed_keys(board) == []
@@ -119,7 +120,7 @@ async def test_merge_commit_is_fenced(board: blackboard.Board) -> None:
     lease = board.keys_.compactor_lease
     await board.redis.set(lease, "1:other")
     with pytest.raises(LeaseLostError):
-        await props.commit_merge(
+        await commit_merge(
             board, "k", 0, 1, await board.proposals("k"), "t", Fence("eq", lease, "2:me")
         )
     assert len(await board.proposals("k")) == 1

@@ -8,7 +8,7 @@ import pytest
 
 import blackboard
 from blackboard.errors import BoardNotEmptyError, SnapshotError
-from blackboard.proposals import commit_merge
+from blackboard.merge_commit import commit_merge
 from blackboard.restore import replay, restore, state_of
 from blackboard.snapshot import dumps, loads, take_snapshot
 
