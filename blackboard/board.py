@@ -522,6 +522,7 @@ class Board:
                 values.append(None)
             else:
                 raise TypeError(f"not an operation: {op!r}")
+        args.append(limit)
         digest = ""
         if explicit and fingerprint:
             # the request is what the commit does, not who sends it: a retry from a restarted

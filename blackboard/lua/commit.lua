@@ -17,6 +17,8 @@
 -- ARGV[11] number of operations n, then 6 arguments per operation:
 --   kind ('p' put | 'd' delete | 'a' apply), expectation ('*' any | '0' absent | version),
 --   entry key, meta blob (msgpack), value (msgpack; the argument for apply), reducer name
+-- ARGV[12 + 6n] (optional) largest encoded value in bytes; checked on reducer results (the
+--   client checks the values it sends itself)
 --
 -- Returns one of
 --   {'ok', revision, time_ms, {versions}, {new values of apply ops, '' for others}}
@@ -55,6 +57,7 @@ elseif mode == 'claim' then
 end
 
 local n = tonumber(ARGV[11])
+local limit = tonumber(ARGV[12 + 6 * n]) or 0  -- largest encoded value (0 or absent = none)
 local cur = {}
 local deleted = {}
 for i = 1, n do
@@ -278,6 +281,9 @@ for i = 1, n do
     end
     local newval, err, bad = reduce(ARGV[base + 6], curbytes or nil, ARGV[base + 5])
     if not newval then return {bad and 'corrupt' or 'badop', i, err} end
+    if limit > 0 and #newval > limit then
+      return {'badop', i, 'the result would be ' .. #newval .. ' bytes, over the limit of ' .. limit}
+    end
     values[i] = newval
     written[key] = newval
   elseif kind == 'p' then

@@ -143,10 +143,6 @@ async def test_oversized_values_are_refused(
         assert await board_state(b) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commit.lua does not know max_value_bytes: a reducer's result is not size-checked",
-)
 async def test_a_reducer_cannot_grow_a_value_past_the_limit(
     redis_server: blackboard.RedisServer, board_name: str
 ) -> None:
