@@ -362,7 +362,8 @@ class Controller:
         parent = None
         if parent_id:
             parent = self.agenda.open.get(parent_id)
-            if parent is not None:
+            # a proposal is sent before its activation settles (finish.lua reports that)
+            if parent is not None and fields.get(b"o1") != b"q":
                 self._finish(batch, parent_id, True, "", writer, now)
             else:
                 parent = await self._lookup(parent_id)

@@ -375,9 +375,13 @@ class AgentRuntime:
                 log.info("activation %s failed: %r", act.id, exc)
                 return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}")
             ops = staging.close()
-            if not ops:
-                return await self._settle(act, "ok", "")
             try:
+                for i, p in enumerate(staging.proposals, 1):
+                    await view.propose(
+                        p.key, p.value, p.confidence, idempotency_key=f"{act.id}:p{i}"
+                    )
+                if not ops:
+                    return await self._settle(act, "ok", "")
                 written = await self._commit(view, act, ops)
                 return Outcome(act, "ok", None, tuple(written))
             except ConflictError as exc:

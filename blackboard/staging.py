@@ -5,7 +5,9 @@ whose idempotency key is the activation id, fenced by the agent's claim and ackn
 in the same script. So an activation's effect is all or nothing, and it happens once even
 if the agent dies and another one redoes the work. Reads see the committed board, not the
 writes staged so far. A handler that runs past its deadline has its board closed: whatever
-it stages afterwards is refused. Imports board, entry, ops.
+it stages afterwards is refused. Proposals (`propose`) are sent first, each fenced by the
+claim with an idempotency key derived from the activation id (so a redone activation
+proposes once), then the writes commit and acknowledge the claim. Imports board, entry, ops.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from blackboard.board import Board
@@ -21,9 +24,18 @@ from blackboard.entry import ABSENT, ANY, Entry, Expect
 from blackboard.errors import ActivationClosedError
 from blackboard.ops import Apply, Delete, Op, Put, Reducer
 
-__all__ = ["ActivationBoard", "SyncActivationBoard"]
+__all__ = ["ActivationBoard", "Proposal", "SyncActivationBoard"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A staged `board.propose(key, value, confidence)`."""
+
+    key: str
+    value: Any
+    confidence: float | None = None
 
 
 class ActivationBoard:
@@ -32,6 +44,7 @@ class ActivationBoard:
     def __init__(self, board: Board) -> None:
         self.board = board
         self.staged: list[Op] = []
+        self.proposals: list[Proposal] = []
         self.closed = False
         self._lock = threading.Lock()
 
@@ -43,11 +56,14 @@ class ActivationBoard:
     def writer(self) -> str:
         return self.board.writer
 
-    def _stage(self, op: Op) -> None:
+    def _stage(self, op: Op | Proposal) -> None:
         with self._lock:
             if self.closed:
                 raise ActivationClosedError("the activation is over: this write is refused")
-            self.staged.append(op)
+            if isinstance(op, Proposal):
+                self.proposals.append(op)
+            else:
+                self.staged.append(op)
 
     def close(self) -> list[Op]:
         """Stop staging; the ops to commit."""
@@ -59,6 +75,7 @@ class ActivationBoard:
         """Forget staged ops (before the handler runs again after a conflict)."""
         with self._lock:
             self.staged.clear()
+            self.proposals.clear()
             self.closed = False
 
     # -- reads --------------------------------------------------------------------------
@@ -88,6 +105,10 @@ class ActivationBoard:
 
     async def apply(self, key: str, op: Reducer, arg: Any) -> None:
         self._stage(Apply(key, op, arg))
+
+    async def propose(self, key: str, value: Any, confidence: float | None = None) -> None:
+        """Stage a proposal for `key` by this agent (see `Board.propose`)."""
+        self._stage(Proposal(key, value, confidence))
 
     async def transact(self, ops: list[Op]) -> None:
         for op in ops:
@@ -141,6 +162,9 @@ class SyncActivationBoard:
 
     def apply(self, key: str, op: Reducer, arg: Any) -> None:
         self._inner._stage(Apply(key, op, arg))
+
+    def propose(self, key: str, value: Any, confidence: float | None = None) -> None:
+        self._inner._stage(Proposal(key, value, confidence))
 
     def update(self, key: str, fn: Callable[[Any], Any]) -> Any:
         current = self.get(key)
