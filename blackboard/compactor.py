@@ -25,6 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from blackboard import scripts
+from blackboard.activation_sweep import ActivationSweep
 from blackboard.board import Board, wrap_redis_error
 from blackboard.errors import BlackboardError, LeaseLostError, MergePolicyError
 from blackboard.merge import MergeRule, rules_from_document
@@ -149,10 +150,9 @@ class Compactor:
         self._policy_version: int | None = None
         self._reconciler = Reconciler(self.board, self.report, batch=batch)
         self._history = HistorySweep(self.board, self.retention)
-        self._sweeper = activation_sweeper
+        self._sweeper = activation_sweeper or ActivationSweep(self.retention.scan)
         self._next_retention = 0.0
         self._standby_noted = False
-        self._sweeper_noted = False
 
     async def rules(self) -> tuple[MergeRule, ...]:
         """The merge rules in force; a bad stored policy is reported and the old rules stay."""
@@ -234,18 +234,12 @@ class Compactor:
             self.stats.history_trimmed += swept.removed
             self.report(f"history: trimmed {swept.removed} versions of {swept.entries} entries")
         if r.activation_max_age is not None:
-            if self._sweeper is None:
-                if not self._sweeper_noted:
-                    self._sweeper_noted = True
-                    self.report("activations: no sweeper configured; finished ones are kept")
-            else:
-                cleared = await self._sweeper(
-                    self.board, int(now_ms - r.activation_max_age * 1000), fence
-                )
-                if cleared:
-                    did = True
-                    self.stats.activations_cleared += cleared
-                    self.report(f"activations: cleared {cleared} finished")
+            cutoff = int(now_ms - r.activation_max_age * 1000)
+            cleared = await self._sweeper(self.board, cutoff, fence)
+            if cleared:
+                did = True
+                self.stats.activations_cleared += cleared
+                self.report(f"activations: cleared {cleared} finished")
         return did
 
     async def run(

@@ -62,3 +62,8 @@ GRANT = Script("grant")
 FINISH = Script("finish")
 RENEW_CLAIMS = Script("renew_claims")
 ALL = (*ALL, LEASE, CONTROLLER_READ, GRANT, FINISH, RENEW_CLAIMS)
+
+# compactor retention of activations (activation_sweep.py)
+SWEEP_ACTIVATIONS = Script("sweep_activations")
+TRIM_STREAM = Script("trim_stream")
+ALL = (*ALL, SWEEP_ACTIVATIONS, TRIM_STREAM)

@@ -127,3 +127,32 @@ async def test_compactor_runs_retention_and_the_activation_hook(board: blackboar
     assert await c.step() is False
     clock[0] += 5.0
     assert await c.step() is True
+
+
+async def test_finished_activations_and_role_queues_are_cleared_after_the_window(
+    board: blackboard.Board,
+) -> None:
+    from blackboard.activation_sweep import ActivationSweep
+
+    k, r = board.keys_, board.redis
+    old, recent = 1_000, 9_000
+    await r.hset(k.activation("a1"), mapping={"s": "done", "t": old})
+    await r.hset(k.activation("a2"), mapping={"s": "failed", "t": recent})
+    await r.hset(k.activation("a3"), mapping={"s": "granted"})
+    await r.hset(k.activation("a4"), mapping={"s": "done", "t": old})
+    await r.hset(k.open_activations, mapping={"a3": b"x", "a4": b"x"})
+    queue = k.queue("triage")
+    for ms in (1000, 2000, 3000, 4000):
+        await r.xadd(queue, {"a": "x"}, id=f"{ms}-0")
+    await r.xgroup_create(queue, "agents", id="0")
+    await r.xreadgroup("agents", "agent-1", {queue: ">"}, count=3)
+    await r.xack(queue, "agents", "1000-0", "2000-0")  # 3000-0 is claimed, 4000-0 not read
+    unread = k.queue("nobody")
+    await r.xadd(unread, {"a": "x"}, id="1000-0")
+    sweep = ActivationSweep()
+    assert await sweep(board, 5_000, None) == 1
+    assert await r.exists(k.activation("a1")) == 0
+    for kept in ("a2", "a3", "a4"):
+        assert await r.exists(k.activation(kept)) == 1
+    assert [i for i, _ in await r.xrange(queue)] == [b"3000-0", b"4000-0"]
+    assert await r.xlen(unread) == 1  # no consumer group: nobody read it, nothing goes
