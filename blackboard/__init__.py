@@ -10,13 +10,15 @@ The public API is what ``__all__`` lists; everything else is internal and may ch
 from blackboard.activation import Activation
 from blackboard.agent import Agent
 from blackboard.board import Batch, Board
+from blackboard.compactor import Compactor
 from blackboard.connection import connect
 from blackboard.controller import Controller
-from blackboard.entry import ABSENT, ANY, Causation, Change, Entry
+from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Proposal
 from blackboard.errors import (
     ActivationClosedError,
     AgentLoadError,
     BlackboardError,
+    BoardNotEmptyError,
     BoardUnavailableError,
     ConflictError,
     CorruptEntryError,
@@ -26,14 +28,18 @@ from blackboard.errors import (
     InvalidKeyError,
     InvalidValueError,
     LeaseLostError,
+    MergePolicyError,
     PermissionDeniedError,
     PolicyError,
     RetryExhaustedError,
     ServerNotFoundError,
+    SnapshotError,
     ValidationError,
 )
+from blackboard.merge import MergeRule
 from blackboard.ops import Apply, Delete, Fence, Put
 from blackboard.policy import Policy, parse_policy
+from blackboard.retention import Retention
 from blackboard.runtime import AgentRuntime, Outcome
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
@@ -54,9 +60,11 @@ __all__ = [
     "Batch",
     "BlackboardError",
     "Board",
+    "BoardNotEmptyError",
     "BoardUnavailableError",
     "Causation",
     "Change",
+    "Compactor",
     "ConflictError",
     "Controller",
     "CorruptEntryError",
@@ -69,15 +77,20 @@ __all__ = [
     "InvalidKeyError",
     "InvalidValueError",
     "LeaseLostError",
+    "MergePolicyError",
+    "MergeRule",
     "Outcome",
     "PermissionDeniedError",
     "Policy",
     "PolicyError",
+    "Proposal",
     "Put",
     "RedisServer",
+    "Retention",
     "RetryExhaustedError",
     "ServerNotFoundError",
     "Settings",
+    "SnapshotError",
     "ValidationError",
     "__version__",
     "connect",
