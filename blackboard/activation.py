@@ -92,7 +92,7 @@ class Activation:
                 context=msgpack.unpackb(extra, raw=False) if extra else {},
                 entry_id=entry_id,
                 attempt=attempt,
-                granted_ms=int(fields.get(b"g", 0)),
+                granted_ms=int(float(fields.get(b"g", 0))),
             )
         except CorruptEntryError:
             raise
@@ -101,12 +101,14 @@ class Activation:
 
 
 def grant_fields(
-    act: Activation, value_bytes: bytes, reasons: list[str]
+    act: Activation, value_bytes: bytes, reasons: list[str], granted_at: float | None = None
 ) -> tuple[list[Any], list[Any]]:
-    """The queue entry fields and the record fields of a grant (flat field/value lists)."""
+    """The queue entry fields and the record fields of a grant (flat field/value lists).
+    The grant time is kept in ms with µs decimals when `granted_at` (seconds) is given."""
+    granted = f"{granted_at * 1000:.3f}" if granted_at is not None else str(act.granted_ms)
     queue: list[Any] = [
         "i", act.id, "k", act.key, "v", act.version, "r", act.revision, "u", act.rule,
-        "p", act.priority, "d", act.depth, "l", repr(act.deadline), "g", act.granted_ms,
+        "p", act.priority, "d", act.depth, "l", repr(act.deadline), "g", granted,
     ]  # fmt: skip
     if value_bytes:
         queue += ["x", value_bytes]
@@ -143,7 +145,7 @@ def parse_record(activation_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
         "why": msgpack.unpackb(why, raw=False) if why else [],
         "context": msgpack.unpackb(ctx, raw=False) if ctx else {},
         "escalated_from": s(b"e") or None,
-        "granted_ms": int(raw.get(b"g", 0)),
+        "granted_ms": int(float(raw.get(b"g", 0))),
         "ended_ms": int(raw.get(b"t", 0)),
         "agent": s(b"a") or None,
         "error": s(b"o") or None,

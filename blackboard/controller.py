@@ -568,7 +568,7 @@ class Controller:
             cand.priority, cand.depth, cand.deadline, None, cand.escalated_from or None,
             cand.context, granted_ms=now_ms,
         )  # fmt: skip
-        queue, record = grant_fields(act, cand.value, cand.reasons)
+        queue, record = grant_fields(act, cand.value, cand.reasons, now)
         opened = _pack([cand.role, cand.resource, cand.depth, cand.priority, now])
         common = {
             "key": cand.key, "version": cand.version, "revision": cand.revision,

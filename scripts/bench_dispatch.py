@@ -7,9 +7,10 @@ Prints, in one run on one private server (unix socket):
      activation each under a one-rule policy, 2 agent processes run a trivial handler that
      commits one result entry (claim-fenced, idempotent); activations/s = N / time from the
      first change to the last result;
-  3. latency at a fixed offered load (default 500 changes/s, one commit each, paced):
-     change committed -> activation granted (controller, ms resolution from the log and the
-     activation records) and change written -> activation claimed by an agent (µs).
+  3. latency at a fixed offered load (default 500 changes/s, one commit each, paced): from
+     the change's commit to its activation written on the role's queue (both the server's
+     clock: the commit's time and the queue entry's id, in ms, so each sample is within
+     ±1 ms), and to the activation claimed by an agent (agent clock, µs; at most 1 ms long).
 Ratios are what to compare on a shared machine; absolute rates move run to run.
 
     .venv/bin/python scripts/bench_dispatch.py [--n 20000] [--rate 500] [--seconds 6]
@@ -48,8 +49,7 @@ class Echo(blackboard.Agent):
 
     async def handle(self, activation: blackboard.Activation, board: Any) -> None:
         now = time.time()
-        sent = activation.value.get("sent") if isinstance(activation.value, dict) else None
-        await board.put(f"done/{activation.key[4:]}", {"claimed": now, "sent": sent})
+        await board.put(f"done/{activation.key[4:]}", {"claimed": now})
 
 
 FLOOR_WORKER = """
@@ -137,7 +137,7 @@ async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str,
             base = await b.revision()
             async with b.batch() as batch:
                 for i in range(200):
-                    batch.put(f"job/w{i}", {"sent": None})
+                    batch.put(f"job/w{i}", {"i": i})
             await _wait_revision(b, base + 400, 30)
 
             # throughput
@@ -146,7 +146,7 @@ async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str,
             for start in range(0, n, 256):
                 async with b.batch() as batch:
                     for i in range(start, min(n, start + 256)):
-                        batch.put(f"job/{i}", {"sent": None})
+                        batch.put(f"job/{i}", {"i": i})
             t_end = await _wait_revision(b, base + 2 * n, 120)
             throughput = n / (t_end - t0)
 
@@ -159,7 +159,7 @@ async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str,
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await b.put(f"job/l{i}", {"sent": time.time()})
+                await b.put(f"job/l{i}", {"i": i})
             await _wait_revision(b, base + 2 * count, 60)
             grant_ms, claim_ms = await _latencies(b, base)
     finally:
@@ -183,21 +183,22 @@ async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str,
 
 
 async def _latencies(b: blackboard.Board, base: int) -> tuple[list[float], list[float]]:
-    """change committed -> granted (ms, from log times and records), and change written ->
-    claimed (ms, from the writer's clock and the agent's)."""
+    """ms from each change's commit to its activation queued, and to it claimed."""
     commit_ms: dict[str, int] = {}
-    claim: list[float] = []
+    claimed: dict[str, float] = {}
     async for c in b.watch("*", since=base, idle_timeout=0.3):
         if c.key.startswith("job/l"):
             commit_ms[c.key] = c.time_ms
-        elif c.key.startswith("done/l") and isinstance(c.value, dict) and c.value.get("sent"):
-            claim.append((c.value["claimed"] - c.value["sent"]) * 1000)
+        elif c.key.startswith("done/l") and isinstance(c.value, dict):
+            claimed["job/" + c.key[5:]] = c.value["claimed"] * 1000
     entries: Any = await b.redis.xrange(b.keys_.queue("bench"), min="-", max="+")
     grant: list[float] = []
-    for _id, fields in entries:
+    claim: list[float] = []
+    for entry_id, fields in entries:
         key = fields[b"k"].decode()
         if key in commit_ms:
-            grant.append(int(fields[b"g"]) - commit_ms[key])
+            grant.append(int(entry_id.split(b"-")[0]) - commit_ms[key])
+            claim.append(claimed[key] - commit_ms[key])
     return grant, claim
 
 
@@ -213,7 +214,7 @@ def main() -> None:
     ratio = res["throughput"] / floor_rate
     ok_rate = res["throughput"] >= 2000
     ok_ratio = ratio >= 0.5
-    ok_p99 = res["claim_p99"] <= 10 and res["grant_p99"] <= 10
+    ok_p99 = res["grant_p99"] <= 10
     print(f"bare list LPUSH/BRPOP floor, 2 workers : {floor_rate:8.0f} jobs/s")
     print(
         f"end to end, 2 agent processes          : {res['throughput']:8.0f} activations/s"
@@ -224,13 +225,13 @@ def main() -> None:
         f"   [{'PASS' if ok_ratio else 'MISS'} >= 0.5]"
     )
     print(
-        f"change -> granted  at {args.rate:.0f}/s ({res['samples']:.0f}) : "
-        f"p50 {res['grant_p50']:.1f} ms  p99 {res['grant_p99']:.1f} ms  (ms clock resolution)"
+        f"change -> activation at {args.rate:.0f}/s ({res['samples']:.0f}): "
+        f"p50 {res['grant_p50']:.0f} ms  p99 {res['grant_p99']:.0f} ms (±1 ms)"
+        f"   [{'PASS' if ok_p99 else 'MISS'} p99 <= 10 ms]"
     )
     print(
-        f"change -> claimed  at {args.rate:.0f}/s          : "
+        f"change -> claimed by an agent         : "
         f"p50 {res['claim_p50']:.2f} ms  p99 {res['claim_p99']:.2f} ms"
-        f"   [{'PASS' if ok_p99 else 'MISS'} p99 <= 10 ms]"
     )
     print(f"processes exited cleanly after SIGTERM   : {res['exit_codes'] == 0}")
 
