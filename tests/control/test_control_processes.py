@@ -183,7 +183,7 @@ async def test_two_controllers_fail_over_without_skipping_or_doubling(
     assert len(keys) == total and len(set(keys)) == total  # none skipped, none twice
     effects = await board.get("stats/effects")
     assert effects is not None and effects.value == total
-    granted = sorted(int(f[b"g"]) / 1000 for _, f in entries)
+    granted = sorted(float(f[b"g"]) / 1000 for _, f in entries)
     after = [g for g in granted if g >= killed_at]
     assert after, "nothing granted after the kill"
     # the standby took over within the lease time (1 s), plus its polling and start-up
