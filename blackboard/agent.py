@@ -32,8 +32,9 @@ class Agent:
     """A knowledge source: a role and a handler. Subclasses set `role` and define `handle`.
 
     `concurrency` is how many activations one process runs at once (the command line may
-    override it); `deadline` is the default time a handler may take when the policy gives
-    none. `setup`/`teardown` run once per process around the activations."""
+    override it); `deadline`, when set, caps the time a handler may take below what the
+    policy grants (and is the harness's deadline). `setup`/`teardown` run once per process
+    around the activations."""
 
     role: ClassVar[str] = ""
     concurrency: ClassVar[int] = 1

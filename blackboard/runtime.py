@@ -348,7 +348,8 @@ class AgentRuntime:
             # the claim stays pending: this agent or another takes it over after the lease
             log.warning("activation %s could not be settled: %s", act.id, exc)
             outcome = Outcome(act, "lost", str(exc))
-        self.stats[outcome.status] = self.stats.get(outcome.status, 0) + 1
+        counter = "done" if outcome.status == "ok" else outcome.status
+        self.stats[counter] = self.stats.get(counter, 0) + 1
         if self.keep_outcomes:
             self.outcomes.append(outcome)
         return outcome
@@ -359,7 +360,11 @@ class AgentRuntime:
             return await self._settle(act, "failed", err)
         fence = Fence("claim", self.queue, act.entry_id, self.name, GROUP)
         view = self.board.bind(causation=Causation(act.id, act.depth), fence=fence)
-        deadline = time.monotonic() + act.deadline
+        limit_s = act.deadline
+        own = type(self.agent).deadline
+        if own is not None and own < limit_s:
+            limit_s = own
+        deadline = time.monotonic() + limit_s
         for _ in range(self.settings.conflict_retries + 1):
             staging = ActivationBoard(view)
             limit = asyncio.timeout(max(0.0, deadline - time.monotonic()))
@@ -368,7 +373,7 @@ class AgentRuntime:
                     await self._call(act, staging)
             except TimeoutError as exc:
                 staging.close()
-                error = DeadlineExceededError(act.id, act.deadline) if limit.expired() else exc
+                error = DeadlineExceededError(act.id, limit_s) if limit.expired() else exc
                 return await self._settle(act, "failed", f"{type(error).__name__}: {error}")
             except Exception as exc:
                 staging.close()
