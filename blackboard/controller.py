@@ -64,6 +64,11 @@ def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def _stream_id(raw: Any) -> tuple[int, int]:
+    ms, _, seq = _s(raw).partition("-")
+    return int(ms), int(seq or 0)
+
+
 class _Deposed(Exception):
     pass
 
@@ -118,6 +123,9 @@ class Controller:
         self._sweep_at = 0.0
         self._status_at = 0.0
         self._parents: dict[str, OpenActivation] = {}
+        self._queued: dict[str, tuple[str, tuple[int, int]]] = {}
+        self._last_queued: dict[str, tuple[int, int]] = {}
+        self._trimmed: dict[str, tuple[int, int]] = {}
 
     # -- leadership -----------------------------------------------------------------------
 
@@ -189,11 +197,26 @@ class Controller:
             groups: Any = await self.redis.xinfo_groups(self.keys.log)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
+        self._queued.clear()
+        self._last_queued.clear()
+        self._trimmed.clear()
         for act_id, blob in opened.items():
             role, resource, depth, priority, granted_at = msgpack.unpackb(blob, raw=False)
             self.agenda.restore(
                 _s(act_id), OpenActivation(role, resource, depth, priority, granted_at)
             )
+        if opened:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for act_id in opened:
+                        pipe.hget(self.keys.activation(_s(act_id)), "q")
+                    entries = await pipe.execute()
+            except RedisError as exc:
+                raise wrap_redis_error(exc) from exc
+            for act_id, entry in zip(opened, entries, strict=True):
+                if entry:
+                    role = self.agenda.open[_s(act_id)].role
+                    self._queued[_s(act_id)] = (role, _stream_id(entry))
         for field, blob in state.items():
             name = _s(field)
             if name.startswith("breaker:"):
@@ -334,6 +357,7 @@ class Controller:
         if now - self._status_at >= 1.0:
             self._status_at = now
             batch.ops.append(["s", "status", _pack(self.status())])
+            self._trim(batch)
         if batch:
             await self._write(batch)
         self.processed += len(logs)
@@ -595,6 +619,7 @@ class Controller:
         self, batch: _Batch, act_id: str, ok: bool, error: str, agent: str, now: float
     ) -> None:
         act, changed = self.agenda.finished(act_id, ok, now)
+        self._queued.pop(act_id, None)
         if act is None:
             return
         state = "done" if ok else "failed"
@@ -638,6 +663,7 @@ class Controller:
             self.lease.token, GROUP, self.settings.decisions_kept,
             self.settings.decisions_ttl * 1000, _pack_for_lua(batch.ops),
             _pack_for_lua(batch.log_acks), _pack_for_lua(batch.outcome_acks),
+            self.settings.activation_ttl * 1000,
         ]  # fmt: skip
         try:
             res: Any = await scripts.GRANT(self.redis, fixed + batch.keys, args)
@@ -648,12 +674,29 @@ class Controller:
             raise _Deposed()
         dups = _Batch()
         for cand, queued in zip(batch.granted, res[1], strict=True):
-            if not queued:
+            if queued:
+                entry = _stream_id(queued)
+                self._queued[cand.activation_id] = (cand.role, entry)
+                self._last_queued[cand.role] = entry
+            else:
                 self.agenda.revert(cand.activation_id)
                 why = [*cand.reasons[:1], "dedupe: granted before (by an earlier leader)"]
                 self._record(dups, "refused", cand, why, self.clock())
         if dups:
             await self._write(dups)
+
+    def _trim(self, batch: _Batch) -> None:
+        """Trim each role queue below its oldest open activation: the entries before it are
+        finished (settled, or never to be claimed again)."""
+        oldest: dict[str, tuple[int, int]] = dict(self._last_queued)
+        for role, entry in self._queued.values():
+            if entry < oldest.get(role, entry):
+                oldest[role] = entry
+        for role, entry in oldest.items():
+            if self._trimmed.get(role) != entry:
+                self._trimmed[role] = entry
+                batch.ops.append(["t", f"{entry[0]}-{entry[1]}"])
+                batch.keys.append(self.keys.queue(role))
 
     def status(self) -> dict[str, Any]:
         """What the leader is doing: per-role pending, waiting and breaker state."""

@@ -82,3 +82,6 @@ class Settings(BaseSettings):
     outcomes_cap: int = Field(
         100_000, ge=1, description="approximate length cap of the agents' outcome stream"
     )
+    activation_ttl: int = Field(
+        86_400, ge=0, description="seconds a finished activation's record is kept (0 = always)"
+    )

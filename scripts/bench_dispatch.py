@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import blackboard
+from blackboard.activation import activation_id
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = """
@@ -191,14 +192,16 @@ async def _latencies(b: blackboard.Board, base: int) -> tuple[list[float], list[
             commit_ms[c.key] = c.time_ms
         elif c.key.startswith("done/l") and isinstance(c.value, dict):
             claimed["job/" + c.key[5:]] = c.value["claimed"] * 1000
-    entries: Any = await b.redis.xrange(b.keys_.queue("bench"), min="-", max="+")
+    keys = list(commit_ms)
+    async with b.redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(b.keys_.activation(activation_id("bench", key, 1)), "q")
+        queued: list[Any] = await pipe.execute()
     grant: list[float] = []
     claim: list[float] = []
-    for entry_id, fields in entries:
-        key = fields[b"k"].decode()
-        if key in commit_ms:
-            grant.append(int(entry_id.split(b"-")[0]) - commit_ms[key])
-            claim.append(claimed[key] - commit_ms[key])
+    for key, entry_id in zip(keys, queued, strict=True):
+        grant.append(int(entry_id.split(b"-")[0]) - commit_ms[key])
+        claim.append(claimed[key] - commit_ms[key])
     return grant, claim
 
 

@@ -14,10 +14,14 @@
 --        Skipped (reported as '') when the record exists already: dedupe that outlives any
 --        controller's memory.
 --   {'r', decision blob}                       keys: decision list of the entry
---   {'d', activation id, {record fields...}}   keys: activation record (removes it from open)
+--   {'d', activation id, {record fields...}}   keys: activation record (removes it from open;
+--        the record then expires after ARGV[8] ms, 0 = kept)
+--   {'t', min id}                              keys: role queue: XTRIM MINID ~ (entries below
+--        the oldest activation still open are finished)
 --   {'s', field, value}                        no keys: HSET controller state
 -- ARGV[6] msgpack array of log event ids to acknowledge
 -- ARGV[7] msgpack array of outcome event ids to acknowledge
+-- ARGV[8] finished activation record TTL, milliseconds (0 = no expiry)
 --
 -- Returns {'fenced', token of the holder or ''} or {'ok', {queue entry id or '' per grant}}.
 
@@ -60,7 +64,11 @@ for _, op in ipairs(ops) do
     redis.call('HDEL', KEYS[4], op[2])
     if redis.call('EXISTS', record) == 1 then
       redis.call('HSET', record, unpack(op[3]))
+      if tonumber(ARGV[8]) > 0 then redis.call('PEXPIRE', record, ARGV[8]) end
     end
+  elseif kind == 't' then
+    redis.call('XTRIM', KEYS[k], 'MINID', '~', op[2])
+    k = k + 1
   elseif kind == 's' then
     redis.call('HSET', KEYS[5], op[2], op[3])
   end

@@ -112,6 +112,24 @@ async def test_a_restarted_controller_resumes_exactly(board: blackboard.Board) -
     assert queued == 10  # each change granted exactly once across the restart
 
 
+async def test_finished_activations_leave_the_queue_and_expire(board: blackboard.Board) -> None:
+    settings = board.settings.model_copy(update={"activation_ttl": 60})
+    async with running(board, POLICY, [Worker()], settings=settings) as (ctl, _):
+        for start in range(0, 400, 100):
+            async with board.batch() as batch:
+                for i in range(start, start + 100):
+                    batch.put(f"job/{i}", {"state": "new"})
+        await eventually(lambda: _done(board, 400), what="400 jobs done")
+        queue = board.keys_.queue("worker")
+
+        async def trimmed() -> bool:
+            return bool(await board.redis.xlen(queue) < 400)
+
+        await eventually(trimmed, 5, "the role queue trimmed below the open activations")
+    ttl: Any = await board.redis.pttl(board.keys_.activation(activation_id("worker", "job/0", 1)))
+    assert 0 < ttl <= 60_000
+
+
 async def test_a_deposed_leaders_writes_are_rejected(board: blackboard.Board) -> None:
     await apply_policy(board, POLICY, "t.toml")
     settings = board.settings.model_copy(update={"controller_lease": 0.5})
