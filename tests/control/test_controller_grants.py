@@ -114,7 +114,7 @@ async def test_a_restarted_controller_resumes_exactly(board: blackboard.Board) -
 
 async def test_finished_activations_leave_the_queue_and_expire(board: blackboard.Board) -> None:
     settings = board.settings.model_copy(update={"activation_ttl": 60})
-    async with running(board, POLICY, [Worker()], settings=settings) as (ctl, _):
+    async with running(board, POLICY, [Worker()], settings=settings):
         for start in range(0, 400, 100):
             async with board.batch() as batch:
                 for i in range(start, start + 100):
