@@ -79,6 +79,9 @@ class Agenda:
         self._waiting_ids: set[str] = set()
         self._seen: dict[str, None] = {}
         self._seq = 0
+        self._fresh: list[Candidate] = []
+        self.held: dict[str, str] = {}
+        """Why each role's waiting candidates are held (breaker, backpressure, rate)."""
 
     # -- state ----------------------------------------------------------------------------
 
@@ -148,6 +151,7 @@ class Agenda:
     def add(self, cand: Candidate) -> None:
         """Queue an admitted candidate (dedupe is the caller's admission guard)."""
         self._waiting_ids.add(cand.activation_id)
+        self._fresh.append(cand)
         self._push(cand)
 
     def _push(self, cand: Candidate) -> None:
@@ -178,9 +182,9 @@ class Agenda:
                     gate = bucket.check(now)
                     gate_reasons.append(gate.reason)
                 if not gate.ok:
-                    for _, _, c in heap:
-                        c.waiting = gate.reason
+                    self.held[role] = gate.reason
                     break
+                self.held.pop(role, None)
                 _, _, cand = heapq.heappop(heap)
                 free = resource_free(cand.resource, self.busy)
                 if not free.ok:
@@ -190,7 +194,8 @@ class Agenda:
                 gate_reasons.append(free.reason)
                 waited = now - cand.since
                 if waited >= 0.001:
-                    gate_reasons.append(f"waited {waited * 1000:.0f} ms ({cand.waiting})")
+                    why = cand.waiting or self.held.get(role) or "behind others"
+                    gate_reasons.append(f"waited {waited * 1000:.0f} ms ({why})")
                 cand.reasons.extend(gate_reasons)
                 self._waiting_ids.discard(cand.activation_id)
                 self.open[cand.activation_id] = OpenActivation(
@@ -206,18 +211,14 @@ class Agenda:
         return out
 
     def newly_waiting(self) -> list[Candidate]:
-        """Waiting candidates not reported yet (each is reported once)."""
-        out = []
-        for heap in self._heaps.values():
-            for _, _, c in heap:
-                if not c.announced:
-                    c.announced = True
-                    out.append(c)
-        for parked in self._parked.values():
-            for c in parked:
-                if not c.announced:
-                    c.announced = True
-                    out.append(c)
+        """Candidates added since the last call that still wait, each with the reason
+        (`waiting`) it waits for; each is reported once."""
+        out = [c for c in self._fresh if c.activation_id in self._waiting_ids]
+        self._fresh.clear()
+        for c in out:
+            c.announced = True
+            if not c.waiting:
+                c.waiting = self.held.get(c.role, "behind candidates of higher priority")
         return out
 
     def finished(

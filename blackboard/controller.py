@@ -27,7 +27,7 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import scripts
+from blackboard import pipeline, scripts
 from blackboard.activation import Activation, activation_id, grant_fields
 from blackboard.agenda import Agenda, Candidate, OpenActivation
 from blackboard.board import Board, wrap_redis_error
@@ -666,9 +666,11 @@ class Controller:
             self.settings.activation_ttl * 1000,
         ]  # fmt: skip
         try:
-            res: Any = await scripts.GRANT(self.redis, fixed + batch.keys, args)
+            [res] = await pipeline.send(self.redis, [(scripts.GRANT, fixed + batch.keys, args)])
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
+        if isinstance(res, RedisError):
+            raise wrap_redis_error(res)
         if res[0] == b"fenced":
             self._deposed = True
             raise _Deposed()

@@ -24,12 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import hiredis
 import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import scripts
+from blackboard import pipeline, scripts
 from blackboard.activation import GROUP, RELEASED, Activation
 from blackboard.agent import Agent
 from blackboard.board import Board, wrap_redis_error
@@ -106,52 +105,7 @@ class _Pipe:
                         fut.set_result(res)
 
     async def _send(self, batch: list[Any]) -> list[Any]:
-        pool = getattr(self._redis, "connection_pool", None)
-        if pool is not None:
-            results = await self._send_packed(pool, batch)
-        else:  # e.g. a cluster client: redis-py's own pipeline
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for script, keys, args, _ in batch:
-                    script.queue(pipe, keys, args)
-                results = await pipe.execute(raise_on_error=False)
-        missing = [i for i, r in enumerate(results) if _noscript(r)]
-        if missing:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for i in missing:
-                    script, keys, args, _ = batch[i]
-                    pipe.execute_command("EVAL", script.source, len(keys), *keys, *args)
-                again = await pipe.execute(raise_on_error=False)
-            for i, res in zip(missing, again, strict=True):
-                results[i] = res
-        return results
-
-    @staticmethod
-    async def _send_packed(pool: Any, batch: list[Any]) -> list[Any]:
-        """One write of every command, packed by hiredis, then one read per reply: redis-py's
-        pipeline spends more CPU than the server on a commit's two dozen arguments."""
-        packed = b"".join(
-            hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
-            for script, keys, args, _ in batch
-        )
-        conn = await pool.get_connection()
-        try:
-            await conn.send_packed_command(packed, check_health=False)
-            results: list[Any] = []
-            for _ in batch:
-                try:
-                    results.append(await conn.read_response())
-                except ResponseError as exc:
-                    results.append(exc)
-        except BaseException:
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
-        return results
-
-
-def _noscript(res: Any) -> bool:
-    return isinstance(res, ResponseError) and str(res).startswith("NOSCRIPT")
+        return await pipeline.send(self._redis, [(sc, keys, args) for sc, keys, args, _ in batch])
 
 
 class AgentRuntime:

@@ -78,7 +78,10 @@ def test_backpressure_bounds_pending_and_nothing_is_dropped() -> None:
         a.add(c)
     granted = a.dispatch(0.0)
     assert len(granted) == 3 and a.pending["r"] == 3 and a.waiting == 7
-    assert "backpressure" in cands[5].waiting
+    assert "backpressure" in a.held["r"]
+    reported = a.newly_waiting()
+    assert reported == cands[3:] and "backpressure" in reported[0].waiting
+    assert a.newly_waiting() == []  # each is reported once
     done = list(granted)
     t = 0.0
     while a.waiting:
@@ -104,7 +107,7 @@ def test_breaker_holds_a_role_then_lets_a_trial_through() -> None:
     for c in waiting:
         a.add(c)
     assert a.dispatch(2.0) == []
-    assert "breaker open" in waiting[0].waiting
+    assert "breaker open" in a.held["r"]
     assert a.next_due(2.0) == 6.0
     assert a.dispatch(6.0) == [waiting[0]]  # half-open: one trial
     assert a.dispatch(6.5) == []
