@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -94,10 +96,16 @@ def floor(socket_path: str, n: int) -> float:
     return n / elapsed
 
 
-def _spawn(url: str, board: str, *args: str) -> subprocess.Popen[bytes]:
+def _spawn(url: str, board: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
     cmd = [_python(), "-c", "from blackboard.cli import main; main()", *args]
     env = {**os.environ, "BLACKBOARD_REDIS_URL": url, "BLACKBOARD_BOARD": board}
-    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _print_logs(logs: Path) -> None:
+    for log in sorted(logs.glob("*.log")):
+        print(f"--- {log.name}:\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
 
 
 async def _wait_revision(b: blackboard.Board, target: int, within: float) -> float:
@@ -116,15 +124,22 @@ def _pct(xs: list[float], p: float) -> float:
 
 async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str, float]:
     board = f"bench{os.getpid()}"
-    policy_file = ROOT / f".bench_policy_{os.getpid()}.toml"
+    logs = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    policy_file = logs / "policy.toml"
     policy_file.write_text(POLICY)
     procs = [
-        _spawn(url, board, "controller", "--policy", str(policy_file), "--log-level", "warning"),
+        _spawn(
+            url, board, logs / "controller.log",
+            "controller", "--policy", str(policy_file), "--log-level", "warning",
+        ),
         *(
-            _spawn(url, board, "agent", "run", f"{__file__}:Echo", "--name", f"echo-{i}")
+            _spawn(
+                url, board, logs / f"echo-{i}.log",
+                "agent", "run", f"{__file__}:Echo", "--name", f"echo-{i}",
+            )
             for i in range(2)
         ),
-    ]
+    ]  # fmt: skip
     try:
         async with blackboard.connect(url, board=board, writer="bench") as b:
             deadline = time.time() + 20
@@ -163,6 +178,9 @@ async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str,
                 await b.put(f"job/l{i}", {"i": i})
             await _wait_revision(b, base + 2 * count, 60)
             grant_ms, claim_ms = await _latencies(b, base)
+    except BaseException:
+        _print_logs(logs)
+        raise
     finally:
         for p in procs:
             p.terminate()
@@ -171,7 +189,7 @@ async def end_to_end(url: str, n: int, rate: float, seconds: float) -> dict[str,
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        policy_file.unlink(missing_ok=True)
+        shutil.rmtree(logs, ignore_errors=True)
     return {
         "throughput": throughput,
         "grant_p50": _pct(grant_ms, 50),
