@@ -49,6 +49,7 @@ log = logging.getLogger("blackboard.controller")
 GROUP = "controller"
 CONSUMER = "leader"
 _VALUE_INLINE = 64 * 1024
+_DEFER = 0.005  # seconds a batch of finished activations may wait for company
 
 
 def _pack(obj: Any) -> bytes:
@@ -85,6 +86,10 @@ class _Batch:
 
     def __bool__(self) -> bool:
         return bool(self.ops or self.log_acks or self.outcome_acks)
+
+    def only_settles(self) -> bool:
+        """Nothing but finished activations and acknowledgements (no grant, no decision)."""
+        return bool(self) and all(op[0] == "d" for op in self.ops)
 
 
 class Controller:
@@ -126,6 +131,8 @@ class Controller:
         self._queued: dict[str, tuple[str, tuple[int, int]]] = {}
         self._last_queued: dict[str, tuple[int, int]] = {}
         self._trimmed: dict[str, tuple[int, int]] = {}
+        self._deferred: _Batch | None = None
+        self._deferred_at = 0.0
 
     # -- leadership -----------------------------------------------------------------------
 
@@ -156,6 +163,7 @@ class Controller:
             await self._replay()
             while not stop.is_set() and not self._deposed:
                 await self._step()
+            await self._flush()
         except _Deposed:
             log.warning("%s lost the lease; following again", self.name)
         finally:
@@ -185,6 +193,7 @@ class Controller:
         self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
         self._waiting_events.clear()
+        self._deferred, self._deferred_at = None, 0.0
         try:
             for stream in (self.keys.log, self.keys.outcomes):
                 try:
@@ -283,6 +292,12 @@ class Controller:
         timeout = 0.2
         if due is not None:
             timeout = min(timeout, max(0.001, due - self.clock()))
+        if self._deferred is not None:
+            left = self._deferred_at + _DEFER - self.clock()
+            if left <= 0:
+                await self._flush()
+            else:
+                timeout = min(timeout, left)
         streams = {self.keys.log: ">", self.keys.outcomes: ">"}
         try:
             reply: Any = await self.redis.xreadgroup(
@@ -335,7 +350,7 @@ class Controller:
 
     async def _process(self, logs: list[Any], outcomes: list[Any], replay: bool = False) -> None:
         now = self.clock()
-        batch = _Batch()
+        batch, self._deferred = self._deferred or _Batch(), None
         for entry_id, fields in outcomes:
             batch.outcome_acks.append(entry_id)
             if fields is not None:
@@ -358,7 +373,14 @@ class Controller:
             self._status_at = now
             batch.ops.append(["s", "status", _pack(self.status())])
             self._trim(batch)
-        if batch:
+        if batch.only_settles() and len(batch.ops) < 256 and not replay:
+            # finished activations only: the agenda knows already; persisting them can wait
+            # a moment and share the next grant's script call (until then the events stay
+            # pending, so a crash loses nothing)
+            self._deferred = batch
+            self._deferred_at = self._deferred_at if self._deferred_at else now
+        elif batch:
+            self._deferred_at = 0.0
             await self._write(batch)
         self.processed += len(logs)
 
@@ -686,6 +708,11 @@ class Controller:
                 self._record(dups, "refused", cand, why, self.clock())
         if dups:
             await self._write(dups)
+
+    async def _flush(self) -> None:
+        batch, self._deferred, self._deferred_at = self._deferred, None, 0.0
+        if batch:
+            await self._write(batch)
 
     def _trim(self, batch: _Batch) -> None:
         """Trim each role queue below its oldest open activation: the entries before it are
