@@ -1,16 +1,17 @@
 """The controller: reads the change log and grants activations under the policy (controller
-layer; imports board, lease, scripts, policy, rules, guards, agenda, activation, decisions).
+layer; imports board, lease, scripts, policy, rules, agenda, admission, grant_batch).
 
 Several controllers may run; the one holding the lease leads. The leader reads the change
-log and the agents' outcome stream through consumer groups with a fenced script, matches
-each change against the rules, runs the admission guards, and lets the agenda pick what to
-grant. Every batch of decisions (grants, refusals, finished activations, breaker changes)
-and the acknowledgement of the events it settles are one fenced script: a crash leaves the
-events pending for the next leader, which re-reads them; a deposed leader's reads and
-writes are refused by its stale epoch. An event stays pending while a candidate it raised
-waits on the agenda, so the pending list is the agenda's durable copy, and deterministic
-activation ids make re-granting after a failover a no-op. This module is over 400 lines
-because the admission of a change (rules, escalation, consensus) reads best beside the loop.
+log and the agents' outcome stream through the consumer group ``controller``, hands each
+change to `Admission` (rules, escalation, consensus, loop guard, dedupe), and lets the
+agenda pick what to grant. Every batch of decisions (grants, refusals, finished
+activations, breaker changes) and the acknowledgement of the events it settles are one
+fenced script (`GrantBatch`): a crash leaves the events pending for the next leader, which
+re-reads them; a deposed leader's writes are refused by its stale epoch. An event stays
+pending while a candidate it raised waits on the agenda, so the pending list is the
+agenda's durable copy, and deterministic activation ids make re-granting after a failover
+a no-op. Over 400 lines: the leader's loop (lease, replay, read, sweep, settle, defer) is
+one piece of state and reads best in one place.
 """
 
 from __future__ import annotations
@@ -27,19 +28,18 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import pipeline, scripts
-from blackboard.activation import Activation, activation_id, grant_fields
+from blackboard import scripts
+from blackboard.admission import Admission
 from blackboard.agenda import Agenda, Candidate, OpenActivation
 from blackboard.board import Board, wrap_redis_error
 from blackboard.codec import KINDS
-from blackboard.decisions import decision
 from blackboard.entry import Change
 from blackboard.errors import BlackboardError
-from blackboard.guards import confidence_of, consensus, dedupe, escalation, loop_guard
+from blackboard.grant_batch import Fenced, GrantBatch
 from blackboard.lease import LeaderLease
-from blackboard.policy import Policy, Rule
+from blackboard.policy import Policy
 from blackboard.policy_board import POLICY_KEY, load_policy, policy_of
-from blackboard.rules import MISSING, Match, applies, compile_rules, lookup, render, rules_for_key
+from blackboard.rules import compile_rules, rules_for_key
 from blackboard.settings import Settings
 
 __all__ = ["GROUP", "Controller"]
@@ -48,17 +48,7 @@ log = logging.getLogger("blackboard.controller")
 
 GROUP = "controller"
 CONSUMER = "leader"
-_VALUE_INLINE = 64 * 1024
 _DEFER = 0.005  # seconds a batch of finished activations may wait for company
-
-
-def _pack(obj: Any) -> bytes:
-    return bytes(msgpack.packb(obj, use_bin_type=True))
-
-
-def _pack_for_lua(obj: Any) -> bytes:
-    # Redis's cmsgpack reads no bin type: bytes go as msgpack raw strings
-    return bytes(msgpack.packb(obj, use_bin_type=False))
 
 
 def _s(raw: Any) -> str:
@@ -72,24 +62,6 @@ def _stream_id(raw: Any) -> tuple[int, int]:
 
 class _Deposed(Exception):
     pass
-
-
-class _Batch:
-    """Operations and acknowledgements for one grant.lua call."""
-
-    def __init__(self) -> None:
-        self.ops: list[list[Any]] = []
-        self.keys: list[str] = []
-        self.log_acks: list[str] = []
-        self.outcome_acks: list[str] = []
-        self.granted: list[Candidate] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.ops or self.log_acks or self.outcome_acks)
-
-    def only_settles(self) -> bool:
-        """Nothing but finished activations and acknowledgements (no grant, no decision)."""
-        return bool(self) and all(op[0] == "d" for op in self.ops)
 
 
 class Controller:
@@ -119,7 +91,7 @@ class Controller:
         self.policy = Policy()
         self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
-        self._known = _Known(self)
+        self.admission = Admission(board, self.policy, self.agenda)
         self.leading = asyncio.Event()
         self.processed = 0
         self._waiting_events: dict[str, int] = {}
@@ -131,7 +103,7 @@ class Controller:
         self._queued: dict[str, tuple[str, tuple[int, int]]] = {}
         self._last_queued: dict[str, tuple[int, int]] = {}
         self._trimmed: dict[str, tuple[int, int]] = {}
-        self._deferred: _Batch | None = None
+        self._deferred: GrantBatch | None = None
         self._deferred_at = 0.0
 
     # -- leadership -----------------------------------------------------------------------
@@ -192,6 +164,7 @@ class Controller:
         self.policy = loaded[0] if loaded else Policy()
         self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
+        self.admission = Admission(self.board, self.policy, self.agenda)
         self._waiting_events.clear()
         self._deferred, self._deferred_at = None, 0.0
         try:
@@ -350,7 +323,7 @@ class Controller:
 
     async def _process(self, logs: list[Any], outcomes: list[Any], replay: bool = False) -> None:
         now = self.clock()
-        batch, self._deferred = self._deferred or _Batch(), None
+        batch, self._deferred = self._deferred or GrantBatch(self.keys), None
         for entry_id, fields in outcomes:
             batch.outcome_acks.append(entry_id)
             if fields is not None:
@@ -368,10 +341,10 @@ class Controller:
         for cand in granted:
             self._grant(batch, cand, now)
         for cand in self.agenda.newly_waiting():
-            self._record(batch, "waiting", cand, [*cand.reasons, f"waiting: {cand.waiting}"], now)
+            batch.record("waiting", cand, [*cand.reasons, f"waiting: {cand.waiting}"], now)
         if now - self._status_at >= 1.0:
             self._status_at = now
-            batch.ops.append(["s", "status", _pack(self.status())])
+            batch.state("status", self.status())
             self._trim(batch)
         if batch.only_settles() and len(batch.ops) < 256 and not replay:
             # finished activations only: the agenda knows already; persisting them can wait
@@ -385,7 +358,7 @@ class Controller:
         self.processed += len(logs)
 
     async def _event(
-        self, batch: _Batch, entry_id: str, fields: dict[bytes, bytes], now: float, replay: bool
+        self, batch: GrantBatch, entry_id: str, fields: dict[bytes, bytes], now: float, replay: bool
     ) -> None:
         """One log event: finish the activation that wrote it, admit what its changes raise.
         Values are decoded only for keys some rule (or an escalation) looks at."""
@@ -437,7 +410,7 @@ class Controller:
             if key == POLICY_KEY:
                 self._reload(batch, change, now)
                 continue
-            waiting += await self._admit(
+            waiting += await self.admission.admit(
                 batch, entry_id, change, raw, matches, parent_id, parent, now
             )
         if waiting:
@@ -462,173 +435,24 @@ class Controller:
         self._parents[act_id] = act
         return act
 
-    def _reload(self, batch: _Batch, change: Change, now: float) -> None:
+    def _reload(self, batch: GrantBatch, change: Change, now: float) -> None:
         try:
             policy = policy_of(change.value)
         except BlackboardError as exc:
             log.error("policy v%d refused, the running policy stays: %s", change.version, exc)
-            self._refuse(
-                batch, change, "", "policy", [f"invalid policy, running one stays: {exc}"], now
-            )
+            why = [f"invalid policy, running one stays: {exc}"]
+            batch.refuse(change, "", "policy", why, now)
             return
         self.policy = policy
         self._compiled = compile_rules(policy)
         self.agenda.set_policy(policy)
+        self.admission.policy = policy
         log.info("policy v%d (%s) in force", change.version, policy.name or "unnamed")
-
-    async def _admit(
-        self,
-        batch: _Batch,
-        entry_id: str,
-        change: Change,
-        raw_value: bytes,
-        found: list[Match],
-        parent_id: str | None,
-        parent: OpenActivation | None,
-        now: float,
-    ) -> int:
-        """Turn one change into candidates on the agenda; returns how many were added."""
-        policy = self.policy
-        depth = parent.depth + 1 if parent else 0
-        matches = [m for m in found if applies(m.rule, change.kind, change.value)]
-        value = raw_value if len(raw_value) <= _VALUE_INLINE else b""
-        cands: list[tuple[Candidate, Rule | None]] = []
-        esc = None
-        if parent is not None and change.kind in ("put", "apply", "merge"):
-            conf = confidence_of(change.value, policy.escalation.field)
-            threshold = policy.threshold(parent.role)
-            target = policy.escalation_target(parent.role)
-            esc = escalation(conf, threshold, parent.role, target)
-            if not esc.ok and target is not None:
-                for m in matches:
-                    reasons = [f"rule {m.rule.name} matched", f"superseded: {esc.reason}"]
-                    self._refuse(batch, change, m.rule.role, m.rule.name, reasons, now)
-                matches = []
-                ctx = {"confidence": conf, "threshold": threshold, "from": parent_id}
-                cand = self._candidate(
-                    target, change.key, change.version, change.revision, "escalation",
-                    parent.priority, depth, parent.resource or change.key,
-                    policy.limits(target).deadline or policy.deadline, now, entry_id, value,
-                    [esc.reason], parent.role, ctx,
-                )  # fmt: skip
-                cands.append((cand, None))
-        chosen: dict[tuple[str, str], Match] = {}
-        for m in matches:
-            slot = (m.rule.role, m.target(change.key))
-            best = chosen.get(slot)
-            if best is None or m.rule.priority > best.rule.priority:
-                chosen[slot] = m
-        for m in matches:
-            if chosen.get((m.rule.role, m.target(change.key))) is not m:
-                self._refuse(batch, change, m.rule.role, m.rule.name,
-                             [f"rule {m.rule.name} matched", "superseded by a rule of higher "
-                              "priority for the same role and key"], now)  # fmt: skip
-        for m in chosen.values():
-            inherited = parent.priority if parent is not None else 0
-            made = await self._from_rule(batch, m, change, entry_id, value, depth, inherited, now)
-            if made is not None:
-                cands.append((made, m.rule))
-        added = 0
-        for cand, rule in cands:
-            max_depth = rule.max_depth if rule and rule.max_depth is not None else policy.max_depth
-            loop = loop_guard(cand.depth, max_depth)
-            seen = dedupe(cand.activation_id, self._known, cand.role, cand.key, cand.version)
-            cand.reasons += [loop.reason, seen.reason]
-            if not (loop.ok and seen.ok):
-                self._record(batch, "refused", cand, cand.reasons, now)
-                continue
-            self.agenda.add(cand)
-            added += 1
-        return added
-
-    async def _from_rule(
-        self, batch: _Batch, m: Match, change: Change, entry_id: str, value: bytes,
-        depth: int, parent_priority: int, now: float,
-    ) -> Candidate | None:  # fmt: skip
-        rule, policy = m.rule, self.policy
-        role, key, version = rule.role, m.target(change.key), change.version
-        conds = f" and {len(rule.when)} condition(s)" if rule.when else ""
-        reasons = [f"rule {rule.name}: {change.key} matches {rule.on}{conds}"]
-        ctx: dict[str, Any] = {}
-        if rule.consensus is not None:
-            c = rule.consensus
-            votes = await self._votes(m, change)
-            result = consensus(votes, c.k, c.n)
-            reasons.append(result.reason)
-            ctx = {"votes": result.votes, "present": result.present, "of": c.n}
-            version, value = 0, b""
-            if result.decided:
-                ctx["consensus"] = result.agreed
-            elif result.split and c.else_role:
-                role = c.else_role
-                ctx["split"] = True
-                reasons.append(f"no consensus: to {role}")
-            else:
-                what = "refused" if result.split else "pending"
-                self._refuse(batch, change, role, rule.name, reasons, now, what)
-                return None
-        deadline = rule.deadline or policy.limits(role).deadline or policy.deadline
-        priority = rule.priority
-        if parent_priority > priority:
-            priority = parent_priority
-            reasons.append(f"priority {priority}, inherited from its cause (rule: {rule.priority})")
-        else:
-            reasons.append(f"priority {priority}")
-        return self._candidate(
-            role, key, version, change.revision, rule.name, priority, depth,
-            m.resource(key), deadline, now, entry_id, value, reasons, "", ctx,
-        )  # fmt: skip
-
-    async def _votes(self, m: Match, change: Change) -> list[Any]:
-        c = m.rule.consensus
-        assert c is not None
-        if c.source == "proposals":
-            proposals = getattr(self.board, "proposals", None)
-            if proposals is None:
-                return []
-            found = await proposals(change.key)
-            return [lookup(getattr(p, "value", p), c.field) for p in found]
-        pattern = render(c.group or "", change.key, m.captures)
-        out = []
-        for key in await self.board.keys(pattern):
-            entry = await self.board.get(key)
-            out.append(MISSING if entry is None else lookup(entry.value, c.field))
-        return out
-
-    def _candidate(
-        self, role: str, key: str, version: int, revision: int, rule: str, priority: int,
-        depth: int, resource: str, deadline: float, now: float, entry_id: str, value: bytes,
-        reasons: list[str], escalated_from: str, context: dict[str, Any],
-    ) -> Candidate:  # fmt: skip
-        return Candidate(
-            activation_id(role, key, version), role, key, version, revision, rule, priority,
-            depth, resource, deadline, now, entry_id, value, escalated_from, context, reasons,
-        )  # fmt: skip
 
     # -- writing --------------------------------------------------------------------------
 
-    def _grant(self, batch: _Batch, cand: Candidate, now: float) -> None:
-        now_ms = int(now * 1000)
-        act = Activation(
-            cand.activation_id, cand.role, cand.key, cand.version, cand.revision, cand.rule,
-            cand.priority, cand.depth, cand.deadline, None, cand.escalated_from or None,
-            cand.context, granted_ms=now_ms,
-        )  # fmt: skip
-        queue, record = grant_fields(act, cand.value, cand.reasons, now)
-        opened = _pack([cand.role, cand.resource, cand.depth, cand.priority, now])
-        common = {
-            "key": cand.key, "version": cand.version, "revision": cand.revision,
-            "role": cand.role, "rule": cand.rule, "activation": cand.activation_id,
-            "time_ms": now_ms,
-        }  # fmt: skip
-        granted = decision("granted", reasons=cand.reasons, **common)  # type: ignore[arg-type]
-        batch.ops.append(["g", cand.activation_id, queue, record, opened, granted])
-        batch.keys += [
-            self.keys.queue(cand.role),
-            self.keys.activation(cand.activation_id),
-            self.keys.decisions(cand.key),
-        ]
-        batch.granted.append(cand)
+    def _grant(self, batch: GrantBatch, cand: Candidate, now: float) -> None:
+        batch.grant(cand, now)
         if cand.event_id:
             left = self._waiting_events.get(cand.event_id, 0) - 1
             if left <= 0:
@@ -638,66 +462,28 @@ class Controller:
                 self._waiting_events[cand.event_id] = left
 
     def _finish(
-        self, batch: _Batch, act_id: str, ok: bool, error: str, agent: str, now: float
+        self, batch: GrantBatch, act_id: str, ok: bool, error: str, agent: str, now: float
     ) -> None:
         act, changed = self.agenda.finished(act_id, ok, now)
         self._queued.pop(act_id, None)
         if act is None:
             return
-        state = "done" if ok else "failed"
-        batch.ops.append(["d", act_id, ["s", state, "t", int(now * 1000), "a", agent, "o", error]])
-        batch.keys.append(self.keys.activation(act_id))
+        batch.finish(act_id, ok, error, agent, now)
         if changed:
             breaker = self.agenda.breaker(act.role)
             log.warning("breaker of %s is %s", act.role, breaker.state.value)
-            batch.ops.append(["s", f"breaker:{act.role}", _pack(breaker.dump())])
+            batch.state(f"breaker:{act.role}", breaker.dump())
 
-    def _record(
-        self, batch: _Batch, what: str, cand: Candidate, reasons: list[str], now: float
-    ) -> None:
-        batch.ops.append([
-            "r",
-            decision(
-                what, key=cand.key, version=cand.version, revision=cand.revision,
-                role=cand.role, rule=cand.rule, reasons=reasons,
-                activation=cand.activation_id, time_ms=int(now * 1000),
-            ),
-        ])  # fmt: skip
-        batch.keys.append(self.keys.decisions(cand.key))
-
-    def _refuse(
-        self, batch: _Batch, change: Change, role: str, rule: str, reasons: list[str],
-        now: float, what: str = "refused",
-    ) -> None:  # fmt: skip
-        batch.ops.append([
-            "r",
-            decision(
-                what, key=change.key, version=change.version, revision=change.revision,
-                role=role, rule=rule, reasons=reasons, time_ms=int(now * 1000),
-            ),
-        ])  # fmt: skip
-        batch.keys.append(self.keys.decisions(change.key))
-
-    async def _write(self, batch: _Batch) -> None:
-        k = self.keys
-        fixed = [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state]
-        args = [
-            self.lease.token, GROUP, self.settings.decisions_kept,
-            self.settings.decisions_ttl * 1000, _pack_for_lua(batch.ops),
-            _pack_for_lua(batch.log_acks), _pack_for_lua(batch.outcome_acks),
-            self.settings.activation_ttl * 1000,
-        ]  # fmt: skip
+    async def _write(self, batch: GrantBatch) -> None:
+        st = self.settings
+        ttls = (st.decisions_kept, st.decisions_ttl * 1000, st.activation_ttl * 1000)
         try:
-            [res] = await pipeline.send(self.redis, [(scripts.GRANT, fixed + batch.keys, args)])
-        except RedisError as exc:
-            raise wrap_redis_error(exc) from exc
-        if isinstance(res, RedisError):
-            raise wrap_redis_error(res)
-        if res[0] == b"fenced":
+            queued_ids = await batch.write(self.redis, self.lease.token, GROUP, ttls)
+        except Fenced:
             self._deposed = True
-            raise _Deposed()
-        dups = _Batch()
-        for cand, queued in zip(batch.granted, res[1], strict=True):
+            raise _Deposed() from None
+        dups = GrantBatch(self.keys)
+        for cand, queued in zip(batch.granted, queued_ids, strict=True):
             if queued:
                 entry = _stream_id(queued)
                 self._queued[cand.activation_id] = (cand.role, entry)
@@ -705,7 +491,7 @@ class Controller:
             else:
                 self.agenda.revert(cand.activation_id)
                 why = [*cand.reasons[:1], "dedupe: granted before (by an earlier leader)"]
-                self._record(dups, "refused", cand, why, self.clock())
+                dups.record("refused", cand, why, self.clock())
         if dups:
             await self._write(dups)
 
@@ -714,7 +500,7 @@ class Controller:
         if batch:
             await self._write(batch)
 
-    def _trim(self, batch: _Batch) -> None:
+    def _trim(self, batch: GrantBatch) -> None:
         """Trim each role queue below its oldest open activation: the entries before it are
         finished (settled, or never to be claimed again)."""
         oldest: dict[str, tuple[int, int]] = dict(self._last_queued)
@@ -724,8 +510,7 @@ class Controller:
         for role, entry in oldest.items():
             if self._trimmed.get(role) != entry:
                 self._trimmed[role] = entry
-                batch.ops.append(["t", f"{entry[0]}-{entry[1]}"])
-                batch.keys.append(self.keys.queue(role))
+                batch.trim(role, f"{entry[0]}-{entry[1]}")
 
     def status(self) -> dict[str, Any]:
         """What the leader is doing: per-role pending, waiting and breaker state."""
@@ -739,13 +524,3 @@ class Controller:
             "roles": self.agenda.status(),
             "time_ms": int(self.clock() * 1000),
         }
-
-
-class _Known:
-    """The leader's agenda as a container of ids already granted, waiting or open."""
-
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-
-    def __contains__(self, activation_id: object) -> bool:
-        return isinstance(activation_id, str) and self.controller.agenda.known(activation_id)

@@ -1,0 +1,146 @@
+"""One batch of controller decisions for `grant.lua` (controller layer; imports pipeline,
+scripts, keys, activation, agenda, decisions, entry).
+
+The controller builds a `GrantBatch` per read of the log: grants, refusals and other
+decisions, finished activations, breaker changes, queue trims, and the log and outcome
+events the batch settles. `write` sends it as one fenced script call: all of it or nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from blackboard import pipeline, scripts
+from blackboard.activation import Activation, grant_fields
+from blackboard.agenda import Candidate
+from blackboard.board import wrap_redis_error
+from blackboard.decisions import decision
+from blackboard.entry import Change
+from blackboard.keys import BoardKeys
+
+__all__ = ["Fenced", "GrantBatch"]
+
+
+class Fenced(Exception):
+    """The batch was refused: the lease is held by another token (`holder`)."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        super().__init__(f"the controller lease is held by {holder or 'nobody'}")
+
+
+def pack(obj: Any) -> bytes:
+    return bytes(msgpack.packb(obj, use_bin_type=True))
+
+
+def _pack_for_lua(obj: Any) -> bytes:
+    # Redis's cmsgpack reads no bin type: bytes go as msgpack raw strings
+    return bytes(msgpack.packb(obj, use_bin_type=False))
+
+
+class GrantBatch:
+    """Operations and acknowledgements for one grant.lua call."""
+
+    def __init__(self, keys: BoardKeys) -> None:
+        self.k = keys
+        self.ops: list[list[Any]] = []
+        self.keys: list[str] = []
+        self.log_acks: list[str] = []
+        self.outcome_acks: list[str] = []
+        self.granted: list[Candidate] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.ops or self.log_acks or self.outcome_acks)
+
+    def only_settles(self) -> bool:
+        """Nothing but finished activations and acknowledgements (no grant, no decision)."""
+        return bool(self) and all(op[0] == "d" for op in self.ops)
+
+    def grant(self, cand: Candidate, now: float) -> None:
+        """Queue an activation for `cand`, with its record, open entry and decision."""
+        now_ms = int(now * 1000)
+        act = Activation(
+            cand.activation_id, cand.role, cand.key, cand.version, cand.revision, cand.rule,
+            cand.priority, cand.depth, cand.deadline, None, cand.escalated_from or None,
+            cand.context, granted_ms=now_ms,
+        )  # fmt: skip
+        queue, record = grant_fields(act, cand.value, cand.reasons, now)
+        opened = pack([cand.role, cand.resource, cand.depth, cand.priority, now])
+        granted = decision(
+            "granted", key=cand.key, version=cand.version, revision=cand.revision,
+            role=cand.role, rule=cand.rule, reasons=cand.reasons,
+            activation=cand.activation_id, time_ms=now_ms,
+        )  # fmt: skip
+        self.ops.append(["g", cand.activation_id, queue, record, opened, granted])
+        self.keys += [
+            self.k.queue(cand.role),
+            self.k.activation(cand.activation_id),
+            self.k.decisions(cand.key),
+        ]
+        self.granted.append(cand)
+
+    def finish(self, act_id: str, ok: bool, error: str, agent: str, now: float) -> None:
+        state = "done" if ok else "failed"
+        self.ops.append(["d", act_id, ["s", state, "t", int(now * 1000), "a", agent, "o", error]])
+        self.keys.append(self.k.activation(act_id))
+
+    def state(self, field: str, value: Any) -> None:
+        """Set a field of the controller state hash (breakers, status)."""
+        self.ops.append(["s", field, pack(value)])
+
+    def trim(self, role: str, min_id: str) -> None:
+        self.ops.append(["t", min_id])
+        self.keys.append(self.k.queue(role))
+
+    def record(self, what: str, cand: Candidate, reasons: list[str], now: float) -> None:
+        """A decision about a candidate (refused, waiting)."""
+        self.ops.append([
+            "r",
+            decision(
+                what, key=cand.key, version=cand.version, revision=cand.revision,
+                role=cand.role, rule=cand.rule, reasons=reasons,
+                activation=cand.activation_id, time_ms=int(now * 1000),
+            ),
+        ])  # fmt: skip
+        self.keys.append(self.k.decisions(cand.key))
+
+    def refuse(
+        self, change: Change, role: str, rule: str, reasons: list[str], now: float,
+        what: str = "refused",
+    ) -> None:  # fmt: skip
+        """A decision about a change that made no candidate (refused, pending)."""
+        self.ops.append([
+            "r",
+            decision(
+                what, key=change.key, version=change.version, revision=change.revision,
+                role=role, rule=rule, reasons=reasons, time_ms=int(now * 1000),
+            ),
+        ])  # fmt: skip
+        self.keys.append(self.k.decisions(change.key))
+
+    async def write(
+        self, redis: Redis, token: str, group: str, args: tuple[int, int, int]
+    ) -> list[bytes]:
+        """Send the batch; returns the queue entry id of each grant (b'' for one the board
+        refused as granted before). `args`: decisions kept, their TTL ms, record TTL ms.
+        Raises Fenced, BoardUnavailableError."""
+        k = self.k
+        fixed = [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state]
+        kept, decisions_ttl, record_ttl = args
+        argv = [
+            token, group, kept, decisions_ttl, _pack_for_lua(self.ops),
+            _pack_for_lua(self.log_acks), _pack_for_lua(self.outcome_acks), record_ttl,
+        ]  # fmt: skip
+        try:
+            [res] = await pipeline.send(redis, [(scripts.GRANT, fixed + self.keys, argv)])
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        if isinstance(res, RedisError):
+            raise wrap_redis_error(res)
+        if res[0] == b"fenced":
+            raise Fenced(res[1].decode())
+        return list(res[1])
