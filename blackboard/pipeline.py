@@ -6,20 +6,22 @@ arguments each) that costs more CPU than the server spends running the scripts. 
 call is packed by hiredis's C packer, written at once on one pooled connection, and the
 replies are read in order; an error reply is returned in place of its result, never raised.
 A client without a connection pool (a cluster client) goes through redis-py's pipeline.
+`Batcher` gathers the calls many tasks make at about the same time into such batches.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from blackboard.scripts import Script
 
-__all__ = ["Call", "send"]
+__all__ = ["Batcher", "Call", "send"]
 
 Call = tuple[Script, Sequence[Any], Sequence[Any]]
 
@@ -74,3 +76,42 @@ async def _send_packed(pool: Any, commands: list[tuple[str, str, Any, Any]]) -> 
     finally:
         await pool.release(conn)
     return results
+
+
+class Batcher:
+    """Script calls made while a batch is in flight go out together in the next one: one
+    write and one read per reply, whatever the number of tasks calling. Run `run()` as a
+    task; `call()` waits for that task to send it."""
+
+    def __init__(self, redis: Redis, limit: int = 256) -> None:
+        self._redis = redis
+        self._limit = limit
+        self._items: list[tuple[Script, Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+
+    async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """The script's result; raises the server's error for this call (ResponseError)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._items.append((script, keys, args, fut))
+        self._wake.set()
+        res = await fut
+        if isinstance(res, RedisError):
+            raise res
+        return res
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._items:
+                batch, self._items = self._items[: self._limit], self._items[self._limit :]
+                try:
+                    results = await send(self._redis, [(s, k, a) for s, k, a, _ in batch])
+                except Exception as exc:
+                    for *_, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (*_, fut), res in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(res)

@@ -69,45 +69,6 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
             raise
 
 
-class _Pipe:
-    """Script calls made while a pipeline is in flight go out together in the next one."""
-
-    def __init__(self, redis: Redis, limit: int = 256) -> None:
-        self._redis = redis
-        self._limit = limit
-        self._items: list[tuple[scripts.Script, list[str], list[Any], asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
-
-    async def call(self, script: scripts.Script, keys: list[str], args: list[Any]) -> Any:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._items.append((script, keys, args, fut))
-        self._wake.set()
-        res = await fut
-        if isinstance(res, RedisError):
-            raise res
-        return res
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._items:
-                batch, self._items = self._items[: self._limit], self._items[self._limit :]
-                try:
-                    results = await self._send(batch)
-                except Exception as exc:
-                    for *_, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (*_, fut), res in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(res)
-
-    async def _send(self, batch: list[Any]) -> list[Any]:
-        return await pipeline.send(self._redis, [(sc, keys, args) for sc, keys, args, _ in batch])
-
-
 class AgentRuntime:
     """Runs `agent` as consumer `name` of its role's queue on `board`."""
 
@@ -136,7 +97,7 @@ class AgentRuntime:
         self.queue = keys.queue(self.role)
         self._outcomes_key = keys.outcomes
         self._agents_key = keys.agents
-        self._pipe = _Pipe(self.redis)
+        self._pipe = pipeline.Batcher(self.redis)
         self._inflight: dict[str, tuple[Activation, asyncio.Task[Outcome]]] = {}
         self._slot = asyncio.Event()
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency)
