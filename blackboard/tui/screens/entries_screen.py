@@ -9,6 +9,7 @@ Imports textual, the TUI's pager, display and widgets.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -145,9 +146,15 @@ class EntriesScreen(Screen[None]):
 
         async def scan() -> None:
             table = self.query_one(RowTable)
-            while pager.generation == generation and await pager.scan_step():
-                table.refresh_rows()
-                self._show_status()
+            # reading rows costs CPU to decode: smaller steps keep the keys responsive, and
+            # the table and status redraw at most ten times a second while the scan runs
+            budget = 500 if pager.filter.row_filtered else 2000
+            drawn = 0.0
+            while pager.generation == generation and await pager.scan_step(budget):
+                if time.monotonic() - drawn >= 0.1:
+                    table.refresh_rows()
+                    self._show_status()
+                    drawn = time.monotonic()
                 await asyncio.sleep(0)
             table.refresh_rows()
             self._show_status()
