@@ -35,6 +35,7 @@ from blackboard.board import Board, wrap_redis_error
 from blackboard.entry import Causation, Entry
 from blackboard.errors import (
     BlackboardError,
+    BoardUnavailableError,
     ConflictError,
     CorruptEntryError,
     DeadlineExceededError,
@@ -290,6 +291,9 @@ class AgentRuntime:
                 staging.close()
                 error = DeadlineExceededError(act.id, limit_s) if limit.expired() else exc
                 return await self._settle(act, "failed", f"{type(error).__name__}: {error}")
+            except BoardUnavailableError:
+                staging.close()
+                raise  # transient: the claim stays pending and is taken over after the lease
             except Exception as exc:
                 staging.close()
                 log.info("activation %s failed: %r", act.id, exc)
@@ -310,6 +314,8 @@ class AgentRuntime:
             except LeaseLostError as exc:
                 log.warning("activation %s: %s", act.id, exc)
                 return Outcome(act, "lost", str(exc))
+            except BoardUnavailableError:
+                raise  # a dropped connection is not a failed activation: see _run
             except BlackboardError as exc:
                 return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}")
         return await self._settle(act, "failed", "conflicts on every attempt")
