@@ -4,10 +4,9 @@ I/O-only reads the views call, each a few pipelined round trips bounded by what 
 (never the entries of the board): agent presence (``agents``), activations granted and not
 finished (``open`` and the ``act:<id>`` records), the claims in each role's queue (XPENDING of
 consumer group ``agents``), the controller's published status and breakers (``ctl:state``),
-the decision lists of recently changed entries (``why:<key>``) and the compactor's merge
-escalations (entries under ``sys/escalations/merge/``). Formats are those written by
-controller.py, runtime.py, activation.py, decisions.py and reconcile.py. Imports the engine
-and no textual.
+and the decision lists of recently changed entries (``why:<key>``). Formats are those
+written by controller.py, runtime.py, activation.py and decisions.py. Imports the engine and
+no textual.
 """
 
 from __future__ import annotations
@@ -23,21 +22,17 @@ from redis.exceptions import RedisError, ResponseError
 from blackboard.activation import GROUP, RELEASED, parse_record
 from blackboard.board import Board, wrap_redis_error
 from blackboard.decisions import controller_status
-from blackboard.entry import Entry
 from blackboard.errors import BlackboardError
 from blackboard.policy_board import load_policy
-from blackboard.reconcile import ESCALATION_PREFIX
 
 __all__ = [
     "ActivationInfo",
     "AgentInfo",
     "ControlReader",
     "DecisionInfo",
-    "EscalationItem",
 ]
 
 OPEN_LIMIT = 5000
-MERGE_ESCALATION_LIMIT = 500
 
 
 def _s(raw: Any) -> str:
@@ -108,37 +103,6 @@ class DecisionInfo:
     reasons: list[str]
     activation: str | None
     time_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationItem:
-    """Something waiting for a human.
-
-    kind "activation": the controller escalated version `version` of `key` (low confidence
-    from `from_role`) to the human role; `activation` says where it is queued.
-    kind "merge": the compactor could not merge the proposals for `key`; `doc` is the
-    escalation entry (`doc_key` at `doc_version`) listing them."""
-
-    kind: str
-    id: str
-    key: str
-    version: int
-    value: Any
-    reason: str
-    time_ms: int
-    current: Entry | None
-    from_role: str | None = None
-    activation: ActivationInfo | None = None
-    doc_key: str | None = None
-    doc_version: int = 0
-    doc: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stale(self) -> bool:
-        """The entry moved on since the escalation (or was deleted)."""
-        if self.kind != "activation":
-            return False
-        return self.current is None or self.current.version != self.version
 
 
 class ControlReader:
@@ -319,91 +283,6 @@ class ControlReader:
                     )
                 )
         out.sort(key=lambda d: (-d.time_ms, -d.revision, d.key, d.role, d.rule, d.what))
-        return out
-
-    # -- escalations -------------------------------------------------------------------------
-
-    async def escalations(self) -> list[EscalationItem]:
-        """Everything waiting for a human: activations of the human role not finished, and
-        the compactor's open merge escalations; oldest first."""
-        human = await self.human_role()
-        acts = [a for a in await self.open_activations() if a.role == human]
-        acts = [a for a in acts if a.state != "settling"]
-        out: list[EscalationItem] = []
-        if acts:
-            values = await self._versions([(a.key, a.version) for a in acts])
-            current = await self._current([a.key for a in acts])
-            for a in acts:
-                ctx = a.context
-                reason = "; ".join(a.why[-1:]) if a.why else a.rule
-                if "confidence" in ctx:
-                    reason = (
-                        f"confidence {ctx.get('confidence')} < {ctx.get('threshold')}"
-                        f" from {a.escalated_from or '?'}"
-                    )
-                out.append(
-                    EscalationItem(
-                        kind="activation",
-                        id=a.id,
-                        key=a.key,
-                        version=a.version,
-                        value=values.get((a.key, a.version)),
-                        reason=reason,
-                        time_ms=a.granted_ms,
-                        current=current.get(a.key),
-                        from_role=a.escalated_from,
-                        activation=a,
-                    )
-                )
-        out.extend(await self.merge_escalations())
-        out.sort(key=lambda e: (e.time_ms, e.key))
-        return out
-
-    async def merge_escalations(self) -> list[EscalationItem]:
-        names = await self.board.keys(ESCALATION_PREFIX + "*", limit=MERGE_ESCALATION_LIMIT)
-        docs = await self._current(names)
-        out = []
-        for name in names:
-            doc = docs.get(name)
-            if doc is None or not isinstance(doc.value, dict):
-                continue
-            if doc.value.get("state") != "open":
-                continue
-            key = str(doc.value.get("key", ""))
-            cur = await self.board.get(key) if key else None
-            out.append(
-                EscalationItem(
-                    kind="merge",
-                    id=name,
-                    key=key,
-                    version=int(doc.value.get("entry_version", 0) or 0),
-                    value=None,
-                    reason=str(doc.value.get("reason", "")),
-                    time_ms=doc.time_ms,
-                    current=cur,
-                    doc_key=name,
-                    doc_version=doc.version,
-                    doc=dict(doc.value),
-                )
-            )
-        return out
-
-    async def _current(self, keys: list[str]) -> dict[str, Entry]:
-        out: dict[str, Entry] = {}
-        for key in dict.fromkeys(keys):
-            e = await self.board.get(key)
-            if e is not None:
-                out[key] = e
-        return out
-
-    async def _versions(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-        out: dict[tuple[str, int], Any] = {}
-        for key, version in dict.fromkeys(wanted):
-            try:
-                e = await self.board.get(key, version=version) if version > 0 else None
-            except BlackboardError:
-                e = None
-            out[(key, version)] = None if e is None else e.value
         return out
 
 

@@ -30,7 +30,7 @@ from blackboard.entry import Causation, Entry
 from blackboard.errors import BlackboardError, IdempotencyKeyReusedError
 from blackboard.ops import Delete, Fence, Op, Put
 from blackboard.runtime import ensure_group
-from blackboard.tui.control_model import EscalationItem
+from blackboard.tui.escalations import EscalationItem
 
 __all__ = ["EscalationGoneError", "HumanDesk"]
 

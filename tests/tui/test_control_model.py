@@ -9,13 +9,14 @@ from tui_scenario import eventually, support_scenario, ticket
 import blackboard
 from blackboard.compactor import Compactor
 from blackboard.merge import rules_from_document
-from blackboard.tui.control_model import ControlReader, EscalationItem
+from blackboard.tui.control_model import ControlReader
+from blackboard.tui.escalations import EscalationItem, read_escalations
 from blackboard.tui.human import EscalationGoneError, HumanDesk
 from blackboard.tui.model import BoardReader
 
 
 async def escalated(control: ControlReader, key: str) -> EscalationItem | None:
-    return next((e for e in await control.escalations() if e.key == key), None)
+    return next((e for e in await read_escalations(control) if e.key == key), None)
 
 
 async def test_escalation_seen_and_approved_as_a_human(tui_board: blackboard.Board) -> None:
@@ -98,7 +99,7 @@ async def test_merge_escalation_decided_by_a_human(tui_board: blackboard.Board) 
     await b.propose("contract/9", {"clause": "B"}, confidence=0.9)
     await compactor.run(until_idle=True)
     control = ControlReader(tui_board)
-    items = await control.escalations()
+    items = await read_escalations(control)
     assert [(i.kind, i.key) for i in items] == [("merge", "contract/9")]
     item = items[0]
     assert [p["proposer"] for p in item.doc["proposals"]] == ["lawyer-a", "lawyer-b"]
@@ -111,4 +112,4 @@ async def test_merge_escalation_decided_by_a_human(tui_board: blackboard.Board) 
     await compactor.run(until_idle=True)
     merged = await tui_board.get("contract/9")
     assert merged is not None and merged.value == {"clause": "B"}
-    assert await control.escalations() == []
+    assert await read_escalations(control) == []

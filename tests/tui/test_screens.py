@@ -10,6 +10,8 @@ from tui_snapshots import screen_text
 import blackboard
 from blackboard.compactor import Compactor
 from blackboard.merge import rules_from_document
+from blackboard.tui.control_model import ControlReader
+from blackboard.tui.escalations import read_escalations
 from blackboard.tui.screens.confirm_screen import ConfirmScreen
 from blackboard.tui.screens.edit_screen import EditScreen
 from blackboard.tui.screens.entries_screen import EntriesScreen
@@ -144,9 +146,7 @@ async def test_escalations_approve_edit_reject_and_stale(tui_board: blackboard.B
             await tui_board.put(f"ticket/{n}", ticket())
 
         async def three() -> bool:
-            from blackboard.tui.control_model import ControlReader
-
-            return len(await ControlReader(tui_board).escalations()) == 3
+            return len(await read_escalations(ControlReader(tui_board))) == 3
 
         await eventually(three, what="three escalations")
         async with running(tui_board, start="escalations") as (app, pilot):

@@ -22,6 +22,7 @@ from blackboard.decisions import controller_status
 from blackboard.policy_board import apply_policy
 from blackboard.runtime import AgentRuntime
 from blackboard.tui.control_model import ControlReader
+from blackboard.tui.escalations import read_escalations
 
 
 class User(pydantic.BaseModel):
@@ -96,7 +97,7 @@ async def test_escalations(tui_board: blackboard.Board) -> None:
         await tui_board.put("ticket/1", ticket())
 
         async def one() -> bool:
-            return len(await ControlReader(tui_board).escalations()) == 1
+            return len(await read_escalations(ControlReader(tui_board))) == 1
 
         await eventually(one, what="the escalation")
     async with running(tui_board, start="escalations") as (app, pilot):

@@ -25,8 +25,8 @@ from textual.worker import Worker
 
 from blackboard.entry import Entry
 from blackboard.errors import BlackboardError, ConflictError, LeaseLostError
-from blackboard.tui.control_model import EscalationItem
 from blackboard.tui.display import age, diff_lines, pretty, preview
+from blackboard.tui.escalations import EscalationItem, read_escalations
 from blackboard.tui.human import EscalationGoneError
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class EscalationsScreen(Screen[None]):
             self.board_app.run_io(self.reload, name="escalations-load", exclusive=True)
 
     async def reload(self) -> None:
-        found = await self.board_app.control.escalations()
+        found = await read_escalations(self.board_app.control)
         ids = {i.id for i in found}
         self.decided &= ids  # forget decisions once the board no longer lists them
         self.items = [i for i in found if i.id not in self.decided]
