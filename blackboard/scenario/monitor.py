@@ -139,7 +139,7 @@ class Monitor:
                 except Exception:  # a torn or foreign record: skip it this time
                     continue
                 key = f"{board.name}/{name.decode(errors='replace')}"
-                n = int(rec.get("ok", 0)) + int(rec.get("failed", 0))
+                n = sum(int(rec.get(k, 0)) for k in ("done", "ok", "failed"))
                 if n < self._acts_last.get(key, 0):  # restarted: its counts began again
                     self._acts_carried[key] = self._acts_carried.get(key, 0) + self._acts_last[key]
                 self._acts_last[key] = n

@@ -167,8 +167,10 @@ class Supervisor:
         m = self.procs[name]
         deadline = time.monotonic() + within
         while True:  # a Popen has no awaitable exit: poll it
-            if m.popen is None or m.popen.poll() is not None:
-                return None if m.popen is None else m.popen.returncode
+            if m.popen is None:  # already reaped
+                return m.exits[-1].code if m.exits else None
+            if m.popen.poll() is not None:
+                return m.popen.returncode
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(0.05)

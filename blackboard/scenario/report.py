@@ -116,6 +116,7 @@ def build_report(
         "run_id": run_id,
         "boards": names,
         "server": "embedded" if system.server is not None else system.direct_url,
+        "url": system.direct_url,
         "proxy": system.proxy is not None,
         "started": dt.datetime.fromtimestamp(started, tz=dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(t_end, 3),

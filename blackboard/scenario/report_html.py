@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["render_html"]
 
 W, H = 860, 220
-ML, MR, MT, MB = 60, 20, 16, 34
+ML, MR, MT, MB = 110, 20, 16, 34
 QUANTILES = ("p50", "p90", "p99", "max")
 COLORS = {
     "kill": "#d62728",
