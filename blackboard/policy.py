@@ -175,6 +175,18 @@ class RoleLimits(_Model):
     escalate_to: str | None = None
     threshold: float | None = None
     deadline: float | None = Field(None, gt=0)
+    writes: list[str] | None = Field(
+        None,
+        description="entry key globs this role may write (Redis glob: * spans '/'); "
+        "`blackboard acl generate` turns them into the role's ACL user; None = any entry",
+    )
+
+    @field_validator("writes")
+    @classmethod
+    def _writes(cls, v: list[str] | None) -> list[str] | None:
+        for pattern in v or []:
+            check_pattern(pattern)
+        return v
 
     @field_validator("escalate_to")
     @classmethod

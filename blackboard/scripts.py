@@ -9,19 +9,26 @@ EVAL: safe, because NOSCRIPT means nothing ran.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+
+_NO_READONLY_EVAL: weakref.WeakSet[Any] = weakref.WeakSet()  # clients without EVALSHA_RO
 
 
 class Script:
     """A Lua script known by its SHA1; `source` is the text sent on NOSCRIPT."""
 
-    __slots__ = ("name", "sha", "source")
+    __slots__ = ("eval", "evalsha", "name", "sha", "source")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, readonly: bool = False) -> None:
         self.name = name
+        # a read-only script runs with EVALSHA_RO so that an ACL user with read-only access
+        # to its keys may run it (EVALSHA declares its keys read-write)
+        self.evalsha = "EVALSHA_RO" if readonly else "EVALSHA"
+        self.eval = "EVAL_RO" if readonly else "EVAL"
         self.source = resources.files("blackboard").joinpath(f"lua/{name}.lua").read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
@@ -30,24 +37,33 @@ class Script:
 
         On NOSCRIPT the full source is sent once with EVAL, which also caches it; EVAL is
         routed by its keys like EVALSHA, so this works per node in a cluster."""
+        evalsha, eval_ = self.evalsha, self.eval
+        if redis in _NO_READONLY_EVAL:
+            evalsha, eval_ = "EVALSHA", "EVAL"
         try:
-            return await redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await redis.execute_command(evalsha, self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await redis.execute_command("EVAL", self.source, len(keys), *keys, *args)
+            return await redis.execute_command(eval_, self.source, len(keys), *keys, *args)
+        except ResponseError as exc:
+            # EVALSHA_RO is Redis >= 7.0; older servers and fakeredis only know EVALSHA
+            if evalsha == "EVALSHA" or "unknown command" not in str(exc).lower():
+                raise
+            _NO_READONLY_EVAL.add(redis)
+            return await self(redis, keys, args)
 
     def queue(self, pipe: Any, keys: list[str], args: list[Any], *, full: bool = False) -> None:
         """Queue the script on a pipeline; `full=True` sends the source (after NOSCRIPT)."""
         if full:
-            pipe.execute_command("EVAL", self.source, len(keys), *keys, *args)
+            pipe.execute_command(self.eval, self.source, len(keys), *keys, *args)
         else:
-            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            pipe.execute_command(self.evalsha, self.sha, len(keys), *keys, *args)
 
     async def ensure_loaded(self, redis: Any) -> None:
         await redis.script_load(self.source)
 
 
 COMMIT = Script("commit")
-READ = Script("read")
+READ = Script("read", readonly=True)
 PROPOSE = Script("propose")
 MERGE = Script("merge")
 COMPACTOR_LEASE = Script("compactor_lease")

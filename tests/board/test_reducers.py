@@ -152,7 +152,7 @@ async def test_number_reducers_match_python(
         expected = start
         for op, arg in steps:
             if op == "add":
-                expected = (expected or 0) + arg
+                expected = (0 if expected is None else expected) + arg
             elif op == "max":
                 expected = arg if expected is None or arg > expected else expected
             else:

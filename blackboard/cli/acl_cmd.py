@@ -1,0 +1,83 @@
+"""`blackboard acl generate`: Redis ACL users per role from a policy (edge layer).
+
+Writes an ACL file (password hashes only) and one password file per user (mode 0600); with
+`--apply` it also creates the users on a running server as the connecting (admin) user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from blackboard.acl import acl_users, apply_users, render_aclfile, write_secrets
+from blackboard.cli.context import BoardOpt, RedisOpt, app, err, need_url, out, run
+from blackboard.connection import redis_from_url
+from blackboard.errors import PolicyError
+from blackboard.policy import parse_policy
+from blackboard.settings import Settings
+
+acl_app = typer.Typer(help="Least-privilege Redis ACL users per role.", no_args_is_help=True)
+app.add_typer(acl_app, name="acl")
+
+
+@acl_app.command("generate")
+def generate(
+    policy: Annotated[Path, typer.Option(help="Policy file whose roles get users.")],
+    board: BoardOpt = "demo",
+    secrets_dir: Annotated[
+        Path,
+        typer.Option(help="Directory for one password file per user (created, mode 0600)."),
+    ] = Path("secrets"),
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the ACL file here (default: stdout).")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option(help="Also create the users on the server given by --redis.")
+    ] = False,
+    redis: RedisOpt = None,
+) -> None:
+    """Write ACL users for a board: one per role, the controller and the compactor."""
+    try:
+        parsed = parse_policy(policy.read_text(), str(policy))
+    except OSError as exc:
+        err.print(f"error: cannot read {policy}: {exc.strerror}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    except PolicyError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    users = acl_users(parsed, board)
+    hashes = write_secrets(users, secrets_dir)
+    text = render_aclfile(users, hashes)
+    if out_file is None:
+        out.print(text, highlight=False, markup=False, end="")
+    else:
+        out_file.write_text(text)
+        err.print(f"wrote {out_file}", highlight=False)
+    err.print(
+        f"password files in {secrets_dir}/ (give each process its own: "
+        "BLACKBOARD_REDIS_USERNAME=<user> BLACKBOARD_REDIS_PASSWORD_FILE=<file>)",
+        highlight=False,
+        markup=False,
+    )
+    for user in users:
+        err.print(f"  {user.name}: {user.purpose}", highlight=False, markup=False)
+        if user.name.startswith(f"bb.{board}.agent.") and "no `writes` given" in user.purpose:
+            err.print(
+                f"warning: {user.purpose} (add writes = [...] to its [roles] table)",
+                highlight=False,
+                markup=False,
+            )
+    if apply:
+        url = need_url(redis)
+
+        async def go() -> None:
+            client = redis_from_url(url, Settings())
+            try:
+                await apply_users(client, users, hashes)
+            finally:
+                await client.aclose()
+
+        run(go())
+        err.print(f"created {len(users)} users on the server", highlight=False)
