@@ -33,13 +33,21 @@ def _checked(res: object, fence: Fence | None) -> list[object]:
 
 class ActivationSweep:
     """``await sweep(board, cutoff_ms, fence)``: clear a slice of finished activations and
-    trim the role queues; returns the number of activation records deleted."""
+    trim the role queues; returns the number of activation records deleted.
 
-    def __init__(self, scan: int = 2000) -> None:
+    Activations live for minutes to hours, so a sweep runs only when the cutoff has moved
+    `every` seconds since the last one: the SCANs it needs walk the board's whole keyspace."""
+
+    def __init__(self, scan: int = 2000, every: float = 60.0) -> None:
         self.scan = scan
+        self.every_ms = int(every * 1000)
         self._cursor = 0
+        self._last: int | None = None
 
     async def __call__(self, board: Board, cutoff_ms: int, fence: Fence | None) -> int:
+        if self._last is not None and cutoff_ms - self._last < self.every_ms:
+            return 0
+        self._last = cutoff_ms
         k = board.keys_
         fence_key = fence.redis_key if fence else k.rev
         fence_args = [fence.mode, fence.token] if fence else ["", ""]

@@ -117,9 +117,11 @@ class CompactorStats:
 class Compactor:
     """Reconciles divergent entries and applies retention on one board.
 
-    `rules`: the merge rules; None reads them from the policy at ``sys/policy``.
-    `until_idle` runs of `run()` do retention on every step and stop at the first step that
-    finds nothing to do (for tests and scripts)."""
+    `rules`: the merge rules; None reads them from the policy at ``sys/policy``. Human
+    decisions on escalations are looked for every `escalation_every` seconds, retention
+    passes run every `retention.every` seconds (both on the injected `clock`). `until_idle`
+    runs of `run()` do both on every step and stop at the first step that finds nothing to
+    do (for tests and scripts)."""
 
     def __init__(
         self,
@@ -135,11 +137,13 @@ class Compactor:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         activation_sweeper: ActivationSweeper | None = None,
+        escalation_every: float = 1.0,
     ) -> None:
         self.name = name or board.writer
         self.board = board.bind(writer=self.name)
         self.retention = retention or Retention()
         self.interval = interval
+        self.escalation_every = escalation_every
         self.report: Report = report or (lambda _msg: None)
         self.clock = clock
         self._sleep = sleep
@@ -152,6 +156,7 @@ class Compactor:
         self._history = HistorySweep(self.board, self.retention)
         self._sweeper = activation_sweeper or ActivationSweep(self.retention.scan)
         self._next_retention = 0.0
+        self._next_escalation_check = 0.0
         self._standby_noted = False
 
     async def rules(self) -> tuple[MergeRule, ...]:
@@ -201,20 +206,24 @@ class Compactor:
         return did
 
     async def _work(self, force_retention: bool) -> bool:
-        rs: RoundStats = await self._reconciler.round(await self.rules())
+        now = self.clock()
+        check = force_retention or now >= self._next_escalation_check
+        if check:
+            self._next_escalation_check = now + self.escalation_every
+        rs: RoundStats = await self._reconciler.round(await self.rules(), escalations=check)
         s = self.stats
         s.merged += rs.merged
         s.escalated += rs.escalated
         s.resolved += rs.resolved
         s.conflicts += rs.conflicts
         did = rs.busy
-        now = self.clock()
         if self.retention.enabled and (force_retention or now >= self._next_retention):
             self._next_retention = now + self.retention.every
-            did = await self._retain(int(now * 1000)) or did
+            did = await self._retain(int(now * 1000), full=force_retention) or did
         return did
 
-    async def _retain(self, now_ms: int) -> bool:
+    async def _retain(self, now_ms: int, *, full: bool = False) -> bool:
+        """One retention pass; `full` sweeps all of the history, not one slice of it."""
         fence = self.lease.fence
         r = self.retention
         did = False
@@ -228,11 +237,14 @@ class Compactor:
                     f"log: trimmed {trimmed.removed} events, oldest kept revision "
                     f"{trimmed.oldest}{held}"
                 )
-        swept = await self._history.step(now_ms, fence)
-        if swept.removed:
-            did = True
-            self.stats.history_trimmed += swept.removed
-            self.report(f"history: trimmed {swept.removed} versions of {swept.entries} entries")
+        while True:
+            swept = await self._history.step(now_ms, fence)
+            if swept.removed:
+                did = True
+                self.stats.history_trimmed += swept.removed
+                self.report(f"history: trimmed {swept.removed} versions of {swept.entries} entries")
+            if not full or swept.sweep_done:
+                break
         if r.activation_max_age is not None:
             cutoff = int(now_ms - r.activation_max_age * 1000)
             cleared = await self._sweeper(self.board, cutoff, fence)

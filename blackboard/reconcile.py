@@ -128,7 +128,7 @@ class Reconciler:
             self._noted[key] = message
             self.report(message)
 
-    async def round(self, rules: Sequence[MergeRule]) -> RoundStats:
+    async def round(self, rules: Sequence[MergeRule], *, escalations: bool = True) -> RoundStats:
         """Reconcile what changed since the last round: one pipelined read of the entries
         and their proposals, then one pipelined send of the merge commits. Raises
         LeaseLostError when the lease is gone (nothing was written without it),
@@ -157,7 +157,8 @@ class Reconciler:
         if changed:
             self._after = changed[-1][1]
         self.backlog = len(changed) >= self.batch
-        await self._decided_escalations(stats)
+        if escalations:  # look for human decisions (the caller spaces these checks out)
+            await self._decided_escalations(stats)
         return stats
 
     def _function(self, rule: MergeRule) -> CustomFunction | None:

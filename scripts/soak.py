@@ -39,8 +39,7 @@ MAIN = "import sys; from blackboard.cli import main; sys.argv[0] = 'blackboard';
 POLICY = """
 [[merge]]
 pattern = "vote/*"
-strategy = "majority"
-quorum = 2
+strategy = "{strategy}"
 
 [[merge]]
 pattern = "*"
@@ -81,7 +80,8 @@ async def write(url: str, board: str, index: int, rate: float, keys: int, second
                 n += 1
                 if rng.random() < 0.1:
                     vote = f"vote/{rng.randrange(200)}"
-                    await rng.choice(proposers).propose(vote, rng.choice(["yes", "no"]))
+                    choice = rng.choice(["yes", "no"])
+                    await rng.choice(proposers).propose(vote, choice, round(rng.random(), 2))
                 else:
                     await b.put(f"item/{rng.randrange(keys)}", {"n": n, "pad": payload})
                 due += step
@@ -118,6 +118,11 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=60.0, help="retention window, seconds")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--redis", default=None, help="server URL (default: a private one)")
+    ap.add_argument(
+        "--strategy",
+        default="highest-confidence",
+        help="merge strategy of the vote/* proposals (majority makes ties: escalations)",
+    )
     ap.add_argument("--writer", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--board", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -141,7 +146,7 @@ def main() -> None:
         "BLACKBOARD_AUTO_IDEMPOTENCY_TTL": str(window),
     }
     policy = Path(tempfile.mkdtemp(prefix="soak-")) / "policy.toml"
-    policy.write_text(POLICY)
+    policy.write_text(POLICY.format(strategy=args.strategy))
     compactor_cmd = [
         sys.executable,
         "-c",
@@ -191,8 +196,8 @@ def main() -> None:
     ]
     print(
         f"soak: board {board} on {url}; {args.writers} writers at {args.rate:g} writes/s in "
-        f"total over {args.keys} keys (10% proposals); window {window}s (log, history, "
-        f"idempotency TTL); {args.minutes:g} min; compactor log {log.name}",
+        f"total over {args.keys} keys (10% proposals, {args.strategy}); window {window}s "
+        f"(log, history, idempotency TTL); {args.minutes:g} min; compactor log {log.name}",
         flush=True,
     )
     print(

@@ -93,7 +93,8 @@ class BoardApp(App[None]):
         from blackboard.tui.screens.log_screen import LogScreen
 
         self.revision = await self.reader.revision()
-        self.log_window.extend(await self.reader.log_tail(500))
+        # up to the revision the follower starts after: no change is shown twice
+        self.log_window.extend(await self.reader.log_tail(500, before=self.revision + 1))
         await self.pager.reset()
         self.add_mode("entries", EntriesScreen)
         self.add_mode("log", LogScreen)

@@ -156,3 +156,25 @@ async def test_finished_activations_and_role_queues_are_cleared_after_the_window
         assert await r.exists(k.activation(kept)) == 1
     assert [i for i, _ in await r.xrange(queue)] == [b"3000-0", b"4000-0"]
     assert await r.xlen(unread) == 1  # no consumer group: nobody read it, nothing goes
+
+
+async def test_until_idle_sweeps_all_of_the_history_not_one_slice(board: blackboard.Board) -> None:
+    for i in range(12):
+        await board.put(f"k{i}", 1)
+        await board.put(f"k{i}", 2)
+    retention = Retention(**{**OFF, "history_max_versions": 1, "scan": 2})
+    stats = await Compactor(board, rules=(), retention=retention).run(until_idle=True)
+    assert stats.history_trimmed == 12
+    for i in range(12):
+        assert [e.version for e in await board.history(f"k{i}")] == [2]
+
+
+async def test_activation_sweeps_are_spaced_out(board: blackboard.Board) -> None:
+    from blackboard.activation_sweep import ActivationSweep
+
+    k, r = board.keys_, board.redis
+    sweep = ActivationSweep(every=60)
+    assert await sweep(board, 100_000, None) == 0
+    await r.hset(k.activation("a1"), mapping={"s": "done", "t": 1})
+    assert await sweep(board, 130_000, None) == 0  # 30 s later: not yet
+    assert await sweep(board, 160_000, None) == 1
