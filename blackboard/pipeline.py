@@ -17,7 +17,7 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from blackboard.scripts import Script
 
@@ -27,7 +27,10 @@ Call = tuple[Script, Sequence[Any], Sequence[Any]]
 
 
 def _noscript(res: Any) -> bool:
-    return isinstance(res, ResponseError) and str(res).startswith("NOSCRIPT")
+    # redis-py turns the NOSCRIPT reply into NoScriptError("No matching script...")
+    return isinstance(res, NoScriptError) or (
+        isinstance(res, ResponseError) and "NOSCRIPT" in str(res)
+    )
 
 
 async def send(redis: Redis, calls: Sequence[Call]) -> list[Any]:

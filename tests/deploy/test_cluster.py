@@ -130,3 +130,32 @@ async def test_batch_after_script_cache_flush(cluster: RedisClusterServers) -> N
         await b.redis.execute_command("SCRIPT FLUSH", target_nodes=b.redis.get_primaries())
         assert (await b.put("k/0", "again")).version == 2
         assert await b.revision() == 6
+
+
+async def test_controller_and_agents_on_a_cluster(cluster: RedisClusterServers) -> None:
+    """The support flow (controller + triage/specialist/resolver runtimes) on a cluster
+    board: activations are granted, claimed and committed on the board's shard."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "tests" / "control"))
+    from runners import eventually, running  # noqa: PLC0415 -- test helper module
+
+    sys.path.insert(0, str(root))
+    from agents.support import Resolver, Specialist, Triage  # noqa: PLC0415
+
+    policy = (root / "policies/support.toml").read_text()
+    async with blackboard.connect(cluster.url, board="cluster-support", writer="test") as b:
+        agents = [Triage(confidence=0.95), Specialist(answer_confidence=0.95), Resolver()]
+        async with running(b, policy, agents):
+            for i in range(5):
+                await b.put(f"ticket/{i}", {"status": "new", "subject": "refund", "tier": "vip"})
+
+            async def resolved() -> bool:
+                got = [await b.get(f"ticket/{i}") for i in range(5)]
+                return all(e is not None and e.value.get("status") == "resolved" for e in got)
+
+            await eventually(resolved, within=30, what="5 tickets resolved on the cluster")
+        stats = await b.get("stats/resolved")
+        assert stats is not None and stats.value == 5
