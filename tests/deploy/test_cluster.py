@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio.connection import AbstractConnection
 
 import blackboard
 from blackboard.server import RedisClusterServers, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "policies" / "support.toml"
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "control")]  # agents/ and the test runners
 
 
 @pytest.fixture(scope="module")
@@ -135,17 +141,11 @@ async def test_batch_after_script_cache_flush(cluster: RedisClusterServers) -> N
 async def test_controller_and_agents_on_a_cluster(cluster: RedisClusterServers) -> None:
     """The support flow (controller + triage/specialist/resolver runtimes) on a cluster
     board: activations are granted, claimed and committed on the board's shard."""
-    import sys
-    from pathlib import Path
+    from runners import eventually, running
 
-    root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "tests" / "control"))
-    from runners import eventually, running  # noqa: PLC0415 -- test helper module
+    from agents.support import Resolver, Specialist, Triage
 
-    sys.path.insert(0, str(root))
-    from agents.support import Resolver, Specialist, Triage  # noqa: PLC0415
-
-    policy = (root / "policies/support.toml").read_text()
+    policy = POLICY.read_text()
     async with blackboard.connect(cluster.url, board="cluster-support", writer="test") as b:
         agents = [Triage(confidence=0.95), Specialist(answer_confidence=0.95), Resolver()]
         async with running(b, policy, agents):
