@@ -14,7 +14,14 @@ import re
 import tomllib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from blackboard.errors import BlackboardError
 from blackboard.keys import check_key
@@ -144,10 +151,13 @@ class FinalState(_Model):
     field: str | None = None
     equals: Any = None
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        return v if v == "{key}" else _check_template(v)
+
     @model_validator(mode="after")
     def _check(self) -> FinalState:
-        if self.key != "{key}":
-            _check_template(self.key)
         if self.field is not None and self.equals is None:
             raise ValueError("field needs equals (the value meaning done)")
         return self
@@ -165,11 +175,15 @@ class Workload(_Model):
     final: FinalState = Field(default_factory=FinalState)
     probes: float = Field(10.0, ge=0, description="acknowledged probe writes per second")
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if "{i}" not in v:
+            raise ValueError(f"{v!r} must contain {{i}} (one entry per item)")
+        return _check_template(v)
+
     @model_validator(mode="after")
     def _check(self) -> Workload:
-        _check_template(self.key)
-        if "{i}" not in self.key:
-            raise ValueError(f"key {self.key!r} must contain {{i}} (one entry per item)")
         if self.burst and self.rate is not None:
             raise ValueError("give rate or burst = true, not both")
         if not self.burst and self.rate is None:
@@ -236,10 +250,10 @@ class OnceSpec(_Model):
     board: str | None = None
     optional: bool = False
 
-    @model_validator(mode="after")
-    def _check(self) -> OnceSpec:
-        _check_template(self.key)
-        return self
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        return _check_template(v)
 
 
 class CounterSpec(_Model):

@@ -1,0 +1,194 @@
+"""Scenario files: validation errors name the line (pure; files are temporary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from blackboard.cli import app
+from blackboard.scenario import ScenarioError, load_scenario, parse_scenario
+from blackboard.scenario.lines import locate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+name = "t"
+board = "b"
+policy = "policy.toml"
+
+[[agent]]
+spec = "agent.py:Echo"
+count = 1
+
+[workload]
+items = 3
+rate = 10
+key = "item/{i}"
+
+[[workload.values]]
+value = { status = "new" }
+"""
+
+POLICY = """\
+name = "p"
+[[rule]]
+name = "r"
+on = "item/*"
+role = "echo"
+"""
+
+AGENT = """\
+import blackboard
+
+class Echo(blackboard.Agent):
+    role = "echo"
+
+    async def handle(self, activation, board):
+        await board.put(activation.key + "/done", {"ok": True})
+"""
+
+
+def error_of(source: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(source, "s.toml")
+    return info.value
+
+
+def test_a_valid_document_parses() -> None:
+    s = parse_scenario(GOOD)
+    assert s.board == "b" and s.agents[0].count == 1 and s.workload.rate == 10
+    [board] = s.board_specs()
+    assert board.name == "b" and board.agents[0].spec == "agent.py:Echo"
+
+
+def test_toml_syntax_error_gives_its_line() -> None:
+    err = error_of(GOOD + "\n[workload.final\n")
+    assert err.line == 17 and "s.toml:17" in str(err)
+
+
+def test_unknown_key_points_at_its_line() -> None:
+    err = error_of(GOOD.replace("count = 1", "cuont = 1"))
+    assert err.line == 7
+    assert "agent.0.cuont" in err.reason and "Extra inputs" in err.reason
+
+
+def test_wrong_type_points_at_its_line() -> None:
+    err = error_of(GOOD.replace("items = 3", "items = 'many'"))
+    assert err.line == 10 and "workload.items" in err.reason
+
+
+def test_a_model_check_points_at_its_table() -> None:
+    err = error_of(GOOD.replace("rate = 10", "rate = 10\nburst = true"))
+    assert err.line == 9 and "rate or burst" in err.reason
+
+
+def test_a_bad_fault_points_at_its_table() -> None:
+    fault = '\n[[fault]]\nat = 1\nkind = "kill"\n\n[[fault]]\nat = 2\nkind = "kill"\nrole = "x"\n'
+    err = error_of(GOOD + fault)
+    # the first fault lacks a target too: the first error is reported, at its table
+    assert err.line == 17 and "needs target" in err.reason
+
+
+def test_an_unknown_fault_kind_is_refused() -> None:
+    err = error_of(GOOD + '\n[[fault]]\nat = 1\nkind = "meteor"\n')
+    assert err.line == 19 and "fault.0.kind" in err.reason
+
+
+def test_unknown_setting_and_placeholders() -> None:
+    assert "no setting 'claim_leas'" in error_of(GOOD + "\n[settings]\nclaim_leas = 1\n").reason
+    err = error_of(GOOD.replace('key = "item/{i}"', 'key = "item/{n}"'))
+    assert err.line == 12 and "{n}" in err.reason
+
+
+def test_nested_arrays_of_tables_are_numbered_like_pydantic() -> None:
+    doc = (
+        'name = "x"\n[[boards]]\nname = "a"\npolicy = "p"\n  [[boards.agent]]\n  spec = "a:A"\n'
+        '[[boards]]\nname = "b"\npolicy = "p"\n  [[boards.agent]]\n  spec = "a:A"\n'
+        '  [[boards.agent]]\n  spec = "a:B"\n  count = 0\n'
+    )
+    assert locate(doc, ("boards", 1, "agent", 1, "count")) == 14
+    assert locate(doc, ("boards", 1, "agent", 0)) == 10
+    assert locate(doc, ("boards", 0, "name")) == 3
+    err = error_of(doc + "[workload]\nitems = 1\nburst = true\n[[workload.values]]\nvalue = {}\n")
+    assert err.line == 14 and "boards.1.agent.1.count" in err.reason
+
+
+def write(tmp_path: Path, scenario: str, policy: str = POLICY, agent: str = AGENT) -> Path:
+    (tmp_path / "policy.toml").write_text(policy)
+    (tmp_path / "agent.py").write_text(agent)
+    path = tmp_path / "s.toml"
+    path.write_text(scenario)
+    return path
+
+
+def test_load_resolves_files_next_to_the_scenario(tmp_path: Path) -> None:
+    plan = load_scenario(write(tmp_path, GOOD))
+    [board] = plan.boards
+    assert board.policy.name == "p" and board.agents[0].role == "echo"
+    assert board.agents[0].path == f"{tmp_path / 'agent.py'}:Echo"
+    assert plan.warnings == []
+
+
+def test_load_errors_point_at_the_line_that_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, GOOD.replace("agent.py:Echo", "agent.py:Nope")))
+    assert info.value.line == 6 and "has no Nope" in info.value.reason
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, GOOD.replace("policy.toml", "missing.toml")))
+    assert info.value.line == 3
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, GOOD, policy="[[rule]]\nname = 1\n"))
+    assert info.value.line == 3 and "invalid policy" in info.value.reason
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, GOOD.replace("count = 1", 'count = 1\nrole = "other"')))
+    assert info.value.line == 8 and "has role 'echo'" in info.value.reason
+
+
+def test_faults_must_name_what_exists(tmp_path: Path) -> None:
+    fault = '\n[[fault]]\nat = 1\nkind = "kill"\ntarget = "agent"\nrole = "ghost"\n'
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, GOOD + fault))
+    assert info.value.line == 21 and "no agent of role 'ghost'" in info.value.reason
+    restart = (
+        '\n[server]\nurl = "redis://127.0.0.1:1/0"\n[[fault]]\nat = 1\nkind = "server-restart"\n'
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, GOOD + restart))
+    assert info.value.line == 21 and "embedded" in info.value.reason
+
+
+def test_a_role_the_policy_grants_without_agents_is_a_warning(tmp_path: Path) -> None:
+    policy = POLICY + '[[rule]]\nname = "s"\non = "x/*"\nrole = "nobody"\n'
+    plan = load_scenario(write(tmp_path, GOOD, policy=policy))
+    assert any("nobody" in w for w in plan.warnings)
+
+
+def test_every_bundled_scenario_is_valid() -> None:
+    files = sorted((ROOT / "scenarios").glob("*.toml"))
+    assert {f.stem for f in files} >= {"support", "fraud", "hot-keys", "chaos", "teams"}
+    for f in files:
+        plan = load_scenario(f)
+        assert plan.warnings == [], (f, plan.warnings)
+
+
+def test_chaos_has_every_fault_kind() -> None:
+    plan = load_scenario(ROOT / "scenarios" / "chaos.toml")
+    kinds = {f.kind for f in plan.scenario.faults}
+    targets = {f.target for f in plan.scenario.faults}
+    assert kinds >= {"kill", "stop", "restart", "server-restart", "drop-connections", "latency"}
+    assert targets >= {"agent", "controller", "compactor"}
+
+
+def test_cli_exits_2_with_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("items = 3", "items = 0"))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:10" in result.output and "workload.items" in result.output
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "cannot read it" in result.output
+    result = CliRunner().invoke(app, ["run", str(write(tmp_path, GOOD)), "--check"])
+    assert result.exit_code == 0 and "valid" in result.output
+    result = CliRunner().invoke(app, ["run", str(path), "--report", "x.pdf"])
+    assert result.exit_code == 2 and ".json or .html" in result.output
