@@ -1,6 +1,6 @@
 """Command-line overrides of a loaded scenario: item count, rate or burst, processes per
-agent entry, seed (pure; imports scenario.model). Used by ``blackboard run --items ...`` and
-scripts/bench_scenario.py; the result is validated like the file was."""
+agent entry, seed, timeout (pure; imports scenario.model/load). Used by ``blackboard run
+--items ...`` and scripts/bench_scenario.py; the result is validated like the file was."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def override(
     burst: bool = False,
     agents: int | None = None,
     seed: int | None = None,
+    timeout: float | None = None,
 ) -> ScenarioPlan:
     """`plan` with the given values replaced. Raises ScenarioError for a value the
     scenario's models refuse."""
@@ -38,7 +39,12 @@ def override(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ScenarioError(str(plan.path), None, f"override: {first['msg']}") from None
-    scenario = s.model_copy(update={"workload": workload, "seed": s.seed if seed is None else seed})
+    update: dict[str, object] = {"workload": workload}
+    if seed is not None:
+        update["seed"] = seed
+    if timeout is not None:
+        update["run"] = s.run.model_copy(update={"timeout": timeout, "ready_timeout": timeout})
+    scenario = s.model_copy(update=update)
     boards = []
     for b in plan.boards:
         agent_plans = b.agents
