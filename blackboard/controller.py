@@ -161,6 +161,10 @@ class Controller:
         except BlackboardError as exc:
             log.error("the policy on the board is invalid, running none: %s", exc)
             loaded = None
+        if loaded is None:
+            log.warning(
+                "no policy in force on %s: nothing is granted until one is applied", self.board.name
+            )
         self.policy = loaded[0] if loaded else Policy()
         self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
