@@ -144,15 +144,21 @@ class Controller:
             await asyncio.gather(renew, return_exceptions=True)
 
     async def _renew_loop(self) -> None:
-        interval = self.settings.controller_lease / 3
+        ttl = self.settings.controller_lease
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(ttl / 3)
             try:
                 if not await self.lease.renew():
                     self._deposed = True
                     return
+                renewed = time.monotonic()
             except BlackboardError as exc:
                 log.warning("lease renewal failed: %s", exc)
+                if time.monotonic() - renewed > ttl:
+                    # the lease has run out by now: stop acting as the leader
+                    self._deposed = True
+                    return
 
     async def _start_leading(self) -> None:
         """Load the policy, the open activations and breakers an earlier leader left."""
