@@ -76,6 +76,13 @@ def run_command(
             err.print(f"error: --report {path}: use a .json or .html file", highlight=False)
             raise typer.Exit(2)
     plan = _plan(scenario, items, rate, burst, agents, seed)
+    if redis and any(f.kind == "server-restart" for f in plan.scenario.faults):
+        err.print(
+            f"error: {scenario} restarts the server (a server-restart fault): it needs the "
+            "embedded server, not --redis",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     if check:
         for w in plan.warnings:
             err.print(f"warning: {w}", highlight=False, markup=False)

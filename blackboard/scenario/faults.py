@@ -16,13 +16,14 @@ import asyncio
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from blackboard.board import Board
+from blackboard.errors import BlackboardError
 from blackboard.scenario.model import Fault
 from blackboard.scenario.processes import Managed, Supervisor
 from blackboard.scenario.proxy import LatencyProxy
@@ -69,6 +70,7 @@ class FaultPlayer:
         acks: AckLog,
         seed: int,
         on_event: Callable[[FaultEvent], None] | None = None,
+        ready: Callable[[Managed], Awaitable[bool]] | None = None,
     ) -> None:
         self.faults = sorted(faults, key=lambda f: f.at)
         self.default_board = default_board
@@ -80,6 +82,7 @@ class FaultPlayer:
         self.acks = acks
         self.rng = random.Random(f"{seed}:faults")
         self.on_event = on_event
+        self.ready = ready
         self.events: list[FaultEvent] = []
         self.done = asyncio.Event()
         self.server_down = False
@@ -128,9 +131,21 @@ class FaultPlayer:
         running = [m for m in chosen if m.alive] if alive else chosen
         return self.rng.choice(running) if running else None
 
-    def _restart(self, m: Managed) -> None:
+    async def _restart(self, m: Managed) -> None:
+        """Start `m` again and wait until it is up (registered, leading or reporting), so
+        that no later stop reaches a process still importing its code."""
         self.sup.start(m.name)
         self._record("restart", m.name, f"pid {m.pid}")
+        if self.ready is not None:
+            start = time.monotonic()
+            deadline = start + 15
+            while time.monotonic() < deadline and m.alive:
+                try:
+                    if await self.ready(m):
+                        return
+                except (BlackboardError, RedisError):
+                    pass
+                await asyncio.sleep(0.05)
 
     async def _play(self, f: Fault) -> None:
         if f.kind in ("kill", "stop"):
@@ -153,7 +168,7 @@ class FaultPlayer:
                 async def restart() -> None:
                     if f.kind == "kill":
                         await self.sup.wait_exit(target.name, 10)
-                    self._restart(target)
+                    await self._restart(target)
 
                 self._later(f.restart_after, restart)
         elif f.kind == "restart":
@@ -164,7 +179,7 @@ class FaultPlayer:
                 self.sup.signal(m.name, signal.SIGTERM, "restart")
                 code = await self.sup.wait_exit(m.name, 30)
                 self._record("stop", m.name, f"SIGTERM, exit code {code}")
-            self._restart(m)
+            await self._restart(m)
         elif f.kind == "server-restart":
             await self._server_restart(f)
         elif f.kind == "drop-connections":

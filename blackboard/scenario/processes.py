@@ -40,9 +40,17 @@ def _die_with_parent() -> None:  # pragma: no cover (runs in the child between f
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+_BOOT = (
+    "import signal, sys; signal.signal(signal.SIGTERM, lambda s, f: sys.exit(0)); "
+    "sys.argv[0] = 'blackboard'; from blackboard.cli import main; main()"
+)
+"""`python -m blackboard` imports the whole package before its __main__ can install a
+handler; this installs one first, so a SIGTERM during start-up exits 0 (nothing started)."""
+
+
 def blackboard_argv(*args: str) -> list[str]:
     """The command line of the `blackboard` CLI under the current interpreter."""
-    return [sys.executable, "-m", "blackboard", *args]
+    return [sys.executable, "-c", _BOOT, *args]
 
 
 @dataclass(slots=True)
@@ -71,6 +79,7 @@ class Managed:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    started: float = 0.0  # time.monotonic() of the last start
     expecting: str = ""
     exits: list[Exit] = field(default_factory=list)
     _log: IO[bytes] | None = None
@@ -125,6 +134,7 @@ class Supervisor:
             preexec_fn=_die_with_parent if _prctl is not None else None,
         )
         m.starts += 1
+        m.started = time.monotonic()
         m.expecting = ""
         return m
 

@@ -42,6 +42,7 @@ from blackboard.scenario.report import build_report
 from blackboard.scenario.system import (
     System,
     child_env,
+    process_ready,
     process_specs,
     scenario_settings,
     wait_ready,
@@ -169,6 +170,7 @@ class _Run:
         self.sup.start_all()
         await self._until(wait_ready(plan, boards, self.sup, s.run.ready_timeout))
 
+        first = plan.boards[0].name
         items = make_items(s.workload, plan.item_boards, s.seed)
         final = s.workload.final
         final_keys = {
@@ -187,7 +189,7 @@ class _Run:
         player = FaultPlayer(
             list(s.faults), plan.boards[0].name, self.sup, server=system.server,
             proxy=system.proxy, control=control, boards=boards, acks=acklog, seed=s.seed,
-            on_event=view.fault,
+            on_event=view.fault, ready=lambda m: process_ready(m, boards),
         )  # fmt: skip
         t0 = monitor.t0 = time.monotonic()
         t0_wall = time.time()
@@ -198,9 +200,7 @@ class _Run:
             write_items(boards, items, rate, acklog, self.run_id, stop_writes)
         )
         probes = asyncio.create_task(
-            write_probes(
-                boards[plan.boards[0].name], s.workload.probes, acklog, self.run_id, stop_writes
-            )
+            write_probes(boards[first], first, s.workload.probes, acklog, self.run_id, stop_writes)
         )
         faults = asyncio.create_task(player.run(t0))
         timed_out = False

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+import msgpack
+
 from blackboard.board import Board
 from blackboard.errors import BlackboardError, BoardUnavailableError
 from blackboard.scenario.load import ScenarioPlan
-from blackboard.scenario.processes import ProcessSpec, Supervisor, blackboard_argv
+from blackboard.scenario.processes import Managed, ProcessSpec, Supervisor, blackboard_argv
 from blackboard.scenario.proxy import LatencyProxy
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
@@ -161,6 +163,23 @@ def process_specs(plan: ScenarioPlan, names: dict[str, str], url: str) -> list[P
                 )
                 specs.append(ProcessSpec(f"{prefix}{name}", "agent", b.name, argv, a.role))
     return specs
+
+
+async def process_ready(m: Managed, boards: dict[str, Board]) -> bool:
+    """Whether a (re)started process is up: an agent has a heartbeat from its pid, a
+    compactor has reported, a controller leads or has been running for 3 seconds (a standby
+    says nothing). Raises BoardUnavailableError."""
+    board = boards[m.spec.board]
+    local = m.name.rsplit("/", 1)[-1]
+    if m.spec.kind == "agent":
+        raw = await board.redis.hget(board.keys_.agents, local)
+        return raw is not None and msgpack.unpackb(raw, raw=False).get("pid") == m.pid
+    if m.spec.kind == "compactor":
+        text = m.log_path.read_bytes()
+        return b" on board " in text[text.rfind(b"--- start") :]
+    lease: Any = await board.redis.get(board.keys_.controller_lease)
+    leads = lease is not None and bytes(lease).decode(errors="replace").endswith(":" + local)
+    return leads or time.monotonic() - m.started >= 3.0
 
 
 async def wait_ready(

@@ -88,6 +88,7 @@ def make_items(workload: Workload, boards: list[str], seed: int) -> list[Item]:
 
 async def _acknowledged_put(
     board: Board,
+    logical: str,
     key: str,
     value: Any,
     idem: str,
@@ -95,7 +96,8 @@ async def _acknowledged_put(
     kind: str,
     stop: asyncio.Event,
 ) -> Ack | None:
-    """Put `value` at `key` (create only), retrying until acknowledged or `stop` is set."""
+    """Put `value` at `key` (create only), retrying until acknowledged or `stop` is set.
+    The ack names the board by its `logical` (scenario) name."""
     sent = time.time()
     retries = 0
     while True:
@@ -117,7 +119,7 @@ async def _acknowledged_put(
             continue
         assert entry is not None
         ack = Ack(
-            kind, board.name, key, entry.version, entry.revision, value, sent, time.time(), retries
+            kind, logical, key, entry.version, entry.revision, value, sent, time.time(), retries
         )
         log.acks.append(ack)
         return ack
@@ -162,7 +164,7 @@ async def write_items(
                         pass
             idem = f"scenario:{run_id}:item:{item.board}:{item.index}"
             ack = await _acknowledged_put(
-                boards[item.board], item.key, item.value, idem, log, "item", stop
+                boards[item.board], item.board, item.key, item.value, idem, log, "item", stop
             )
             if ack is not None and on_written is not None:
                 on_written(item, ack)
@@ -171,7 +173,7 @@ async def write_items(
 
 
 async def write_probes(
-    board: Board, rate: float, log: AckLog, run_id: str, stop: asyncio.Event
+    board: Board, logical: str, rate: float, log: AckLog, run_id: str, stop: asyncio.Event
 ) -> None:
     """Probe writes ``probe/<n>`` at `rate` per second until `stop` is set: acknowledged
     writes spread over the whole run (faults included), to check none is lost."""
@@ -182,7 +184,7 @@ async def write_probes(
     while not stop.is_set():
         value = {"n": n, "t": round(time.time(), 3)}
         await _acknowledged_put(
-            board, f"probe/{n}", value, f"scenario:{run_id}:probe:{n}", log, "probe", stop
+            board, logical, f"probe/{n}", value, f"scenario:{run_id}:probe:{n}", log, "probe", stop
         )
         n += 1
         delay = start + n / rate - time.monotonic()
