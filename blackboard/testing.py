@@ -18,6 +18,7 @@ activation id as idempotency key. The outcome says "ok", "failed" (with the erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -66,6 +67,8 @@ class AgentHarness:
         if self._started:
             await self.agent.teardown()
             self._started = False
+            with contextlib.suppress(RedisError):
+                await self.board.redis.hdel(self.board.keys_.agents, self.runtime.name)
 
     async def activate(
         self,
