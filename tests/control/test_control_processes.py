@@ -134,7 +134,7 @@ async def test_kill_9_mid_activation_the_effect_happens_once(
 ) -> None:
     await apply_policy(board, policy("slow"), "p.toml")
     procs.controller("ctl")
-    victim = procs.agent(f"{AGENTS}:Slow", "victim", "delay=2.5")
+    victim = procs.agent(f"{AGENTS}:Slow", "victim", "delay=5")
     for i in range(4):
         await board.put(f"task/{i}", {"n": i})
 
@@ -190,8 +190,9 @@ async def test_two_controllers_fail_over_without_skipping_or_doubling(
     granted.sort()
     after = [g for g in granted if g >= killed_at]
     assert after, "nothing granted after the kill"
-    # the standby took over within the lease time (1 s), plus its polling and start-up
-    assert after[0] - killed_at < 2.5
+    # the standby took over within the lease time (1 s) plus its polling (0.2 s) and the
+    # replay of what the dead leader left pending; the slack is for a loaded machine
+    assert after[0] - killed_at < 4.0, after[0] - killed_at
 
 
 async def _new_leader(board: blackboard.Board, old: str) -> str:
