@@ -226,7 +226,9 @@ class _Run:
                     break
                 await asyncio.sleep(0.1)
             stop_writes.set()
-            await asyncio.gather(writer, probes, return_exceptions=True)
+            for failed in await asyncio.gather(writer, probes, return_exceptions=True):
+                if isinstance(failed, Exception):  # a bug, not a fault: say so, fail the run
+                    raise BlackboardError(f"the workload writer failed: {failed!r}") from failed
             monitor.expect(len(acklog.items()))
             if not faults.done():
                 faults.cancel()
