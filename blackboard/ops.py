@@ -52,9 +52,11 @@ class Fence:
     mode "eq": the string at `redis_key` must equal `token` (a lease with a fencing token).
     mode "claim": stream entry `token` must be pending for `consumer` in `group` of the stream
     at `redis_key`; the commit also acknowledges it.
+    mode "lease": as "claim", with `token` = ``<entry id>@<ms>``: the claim must also have been
+    delivered or renewed within the last <ms> (the agent runtime's claim lease).
     """
 
-    mode: Literal["eq", "claim"]
+    mode: Literal["eq", "claim", "lease"]
     redis_key: str
     token: str
     consumer: str = ""

@@ -274,8 +274,15 @@ class AgentRuntime:
         if act.attempt > self.settings.max_deliveries:
             err = f"gave up after {act.attempt - 1} deliveries"
             return await self._settle(act, "failed", err)
-        fence = Fence("claim", self.queue, act.entry_id, self.name, GROUP)
-        view = self.board.bind(causation=Causation(act.id, act.depth), fence=fence)
+        # the commit needs the claim still ours and renewed within the claim lease; a
+        # proposal (propose.lua) checks that it is still ours
+        lease_ms = int(self.settings.claim_lease * 1000)
+        cause = Causation(act.id, act.depth)
+        fence = Fence("lease", self.queue, f"{act.entry_id}@{lease_ms}", self.name, GROUP)
+        view = self.board.bind(causation=cause, fence=fence)
+        proposer = self.board.bind(
+            causation=cause, fence=Fence("claim", self.queue, act.entry_id, self.name, GROUP)
+        )
         limit_s = act.deadline
         own = type(self.agent).deadline
         if own is not None and own < limit_s:
@@ -301,7 +308,7 @@ class AgentRuntime:
             ops = staging.close()
             try:
                 for i, p in enumerate(staging.proposals, 1):
-                    await view.propose(
+                    await proposer.propose(
                         p.key, p.value, p.confidence, idempotency_key=f"{act.id}:p{i}"
                     )
                 if not ops:

@@ -12,6 +12,9 @@
 -- ARGV[5] fence mode: '' none | 'eq' (GET fence == token)
 --         | 'claim' (the stream entry ARGV[6] is pending for consumer ARGV[7] in group ARGV[8];
 --           it is acknowledged by this same commit)
+--         | 'lease' (as 'claim', with ARGV[6] = '<entry id>@<ms>': the claim must also have been
+--           delivered or renewed within the last <ms>; an expired claim is refused even before
+--           another consumer takes it over)
 -- ARGV[6..8] fence arguments (token / entry id, consumer, group)
 -- ARGV[9] writer id   ARGV[10] activation id that caused this commit ('' = none)
 -- ARGV[11] number of operations n, then 6 arguments per operation:
@@ -41,6 +44,7 @@ if idem then
 end
 
 local mode = ARGV[5]
+local claim_id = nil
 if mode == 'eq' then
   local held = redis.call('GET', KEYS[5])
   if held ~= ARGV[6] then
@@ -54,6 +58,19 @@ elseif mode == 'claim' then
   if p[1][2] ~= ARGV[7] then
     return {'fenced', 'claim ' .. ARGV[6] .. ' was taken over by ' .. p[1][2]}
   end
+elseif mode == 'lease' then
+  local id, ttl = string.match(ARGV[6], '^(.+)@(%d+)$')
+  local p = redis.call('XPENDING', KEYS[5], ARGV[8], id, id, 1)
+  if #p == 0 then
+    return {'fenced', 'claim ' .. id .. ' is no longer pending'}
+  end
+  if p[1][2] ~= ARGV[7] then
+    return {'fenced', 'claim ' .. id .. ' was taken over by ' .. p[1][2]}
+  end
+  if p[1][3] > tonumber(ttl) then
+    return {'fenced', 'claim ' .. id .. ' expired: unrenewed for ' .. p[1][3] .. ' ms'}
+  end
+  claim_id = id
 end
 
 local n = tonumber(ARGV[11])
@@ -344,6 +361,8 @@ end
 
 if mode == 'claim' then
   redis.call('XACK', KEYS[5], ARGV[8], ARGV[6])
+elseif mode == 'lease' then
+  redis.call('XACK', KEYS[5], ARGV[8], claim_id)
 end
 
 local result = rev .. '|' .. ts .. '|' .. table.concat(versions, ',')

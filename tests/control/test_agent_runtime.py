@@ -210,3 +210,28 @@ async def test_stop_releases_in_flight_work_for_another_agent(board: blackboard.
     assert (await board.get("out/in/2")) is not None
     assert (await board.get("stats/n")).value == 1  # type: ignore[union-attr]
     assert not await board.redis.xpending_range(queue, GROUP, "-", "+", 5)
+
+
+async def test_an_expired_claim_is_refused_before_anyone_takes_it_over(
+    board: blackboard.Board,
+) -> None:
+    # the harness does not renew claims: a handler slower than the claim lease loses it
+    settings = board.settings.model_copy(update={"claim_lease": 0.2})
+    gate = asyncio.Event()
+    agent = Counter(gate=gate)
+    await board.put("in/1", 1)
+    async with blackboard.AgentHarness(agent, board, settings=settings) as h:
+        run = asyncio.create_task(h.activate("in/1"))
+        await asyncio.wait_for(agent.started.wait(), 5)
+        await asyncio.sleep(0.3)
+        gate.set()
+        outcome = await run
+    assert outcome.status == "lost" and "expired" in (outcome.error or "")
+    assert await board.get("out/in/1") is None
+    queue = board.keys_.queue("counter")
+    [pending] = await board.redis.xpending_range(queue, GROUP, "-", "+", 5)
+    assert pending["consumer"] == b"harness"  # still pending: another agent will take it over
+    entry_id = pending["message_id"].decode()
+    stale = board.bind(fence=Fence("lease", queue, f"{entry_id}@100", "harness", GROUP))
+    with pytest.raises(blackboard.LeaseLostError, match="expired"):
+        await stale.put("out/in/1", "late")
