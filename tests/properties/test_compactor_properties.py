@@ -71,9 +71,16 @@ async def test_no_proposal_is_lost_or_merged_twice(
             for i in range(proposers)
         ]
         home = await stack.enter_async_context(blackboard.connect(url, board=name, writer="t"))
-        running = Compactor(home, name="c-run", rules=RULES, retention=NO_RETENTION, interval=0.001)
+        # two compactors started at once: one leads, the other stands by
         stop = asyncio.Event()
-        task = asyncio.create_task(running.run(stop=stop))
+        tasks = [
+            asyncio.create_task(
+                Compactor(
+                    home, name=f"c-run-{i}", rules=RULES, retention=NO_RETENTION, interval=0.001
+                ).run(stop=stop)
+            )
+            for i in range(2)
+        ]
 
         async def propose(board: blackboard.Board, plan: list[tuple[str, int]]) -> None:
             for key, value in plan:
@@ -82,8 +89,9 @@ async def test_no_proposal_is_lost_or_merged_twice(
 
         await asyncio.gather(*(propose(b, plan) for b, plan in zip(boards, plans, strict=True)))
         stop.set()
-        await task
-        # a second compactor takes over (the first released its lease) and finishes the work
+        stats = await asyncio.gather(*tasks)
+        assert sum(s.leases for s in stats) >= 1
+        # another compactor takes over (the lease was released) and finishes the work
         await Compactor(home, name="c-end", rules=RULES, retention=NO_RETENTION).run(
             until_idle=True
         )
