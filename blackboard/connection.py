@@ -16,8 +16,10 @@ context exits.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from blackboard import scripts
 from blackboard.board import Board, wrap_redis_error
-from blackboard.errors import BoardUnavailableError
+from blackboard.errors import BoardUnavailableError, PermissionDeniedError
 from blackboard.keys import BoardKeys, check_board
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
@@ -106,6 +108,23 @@ def default_writer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+async def _ready(redis: Any, board: str) -> None:
+    """Ping the board's server and preload the scripts; raises BoardUnavailableError."""
+    try:
+        if isinstance(redis, RedisCluster):
+            # only the board's node matters; scripts load there on first NOSCRIPT
+            await redis.initialize()
+            node = redis.get_node_from_key(BoardKeys(board).rev)
+            await redis.execute_command("PING", target_nodes=node)
+        else:
+            await redis.ping()
+            for script in scripts.ALL:
+                await script.ensure_loaded(redis)
+    except (RedisError, RedisClusterException, OSError) as exc:
+        err = wrap_redis_error(exc) if isinstance(exc, RedisError) else None
+        raise (err or BoardUnavailableError(f"Redis is unreachable: {exc}")) from exc
+
+
 @asynccontextmanager
 async def connect(
     url: str | None = None,
@@ -113,32 +132,35 @@ async def connect(
     writer: str | None = None,
     *,
     settings: Settings | None = None,
+    wait: float | None = None,
 ) -> AsyncIterator[Board]:
-    """Connect to `board` as `writer`; see the module docstring for URLs.
+    """Connect to `board` as `writer`; see the module docstring for URLs. An unreachable
+    server is retried for `wait` seconds (default `BLACKBOARD_CONNECT_WAIT`, 0): long-running
+    processes started beside a server that is (re)starting use it.
     Raises BoardUnavailableError (unreachable), ServerNotFoundError, InvalidKeyError."""
     settings = settings or Settings()
     board = check_board(board or settings.board)
     url = url or settings.redis_url
+    deadline = time.monotonic() + (settings.connect_wait if wait is None else wait)
     server: RedisServer | None = None
     if url is None:
         server = RedisServer().start()
         url = server.url
     try:
-        redis = redis_from_url(url, settings)
-        try:
+        while True:
+            redis = redis_from_url(url, settings)
             try:
-                if isinstance(redis, RedisCluster):
-                    # only the board's node matters; scripts load there on first NOSCRIPT
-                    await redis.initialize()
-                    node = redis.get_node_from_key(BoardKeys(board).rev)
-                    await redis.execute_command("PING", target_nodes=node)
-                else:
-                    await redis.ping()
-                    for script in scripts.ALL:
-                        await script.ensure_loaded(redis)
-            except (RedisError, RedisClusterException, OSError) as exc:
-                err = wrap_redis_error(exc) if isinstance(exc, RedisError) else None
-                raise (err or BoardUnavailableError(f"Redis is unreachable: {exc}")) from exc
+                await _ready(redis, board)
+                break
+            except PermissionDeniedError:
+                await redis.aclose()
+                raise
+            except BoardUnavailableError:
+                await redis.aclose()
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        try:
             yield Board(redis, board, writer or default_writer(), settings)
         finally:
             await redis.aclose()

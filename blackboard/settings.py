@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     backoff_base: float = Field(0.001, gt=0, description="first backoff of update(), seconds")
     backoff_cap: float = Field(0.05, gt=0, description="largest backoff of update(), seconds")
     connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection")
+    connect_wait: float = Field(
+        0.0,
+        ge=0,
+        description="seconds connect() keeps retrying an unreachable server (long-running "
+        "processes: controller, compactor, agents use at least 30)",
+    )
     socket_timeout: float | None = Field(
         None,
         gt=0,

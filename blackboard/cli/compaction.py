@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from blackboard.cli.context import (
+    SERVE_WAIT,
     BoardOpt,
     JsonOpt,
     RedisOpt,
@@ -119,7 +120,7 @@ def compactor(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with connect(url, board=board) as b:
+        async with connect(url, board=board, wait=SERVE_WAIT) as b:
             c = Compactor(
                 b,
                 rules=rules,

@@ -43,6 +43,10 @@ RedisOpt = Annotated[
         help="Redis URL (redis://, rediss://, unix://). Required for commands that keep data.",
     ),
 ]
+SERVE_WAIT = 30.0
+"""Seconds a long-running process (controller, compactor, agent) keeps trying to reach a
+server that is down or restarting before it gives up with exit 1."""
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
 
 

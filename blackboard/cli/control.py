@@ -17,7 +17,18 @@ import typer
 from rich.table import Table
 
 from blackboard.agent import load_agent
-from blackboard.cli.context import BoardOpt, JsonOpt, RedisOpt, app, dumps, err, need_url, out, run
+from blackboard.cli.context import (
+    SERVE_WAIT,
+    BoardOpt,
+    JsonOpt,
+    RedisOpt,
+    app,
+    dumps,
+    err,
+    need_url,
+    out,
+    run,
+)
 from blackboard.connection import connect
 from blackboard.controller import Controller
 from blackboard.decisions import controller_status
@@ -89,7 +100,7 @@ def controller(
 
     async def go() -> None:
         stop = _stop_event()
-        async with connect(url, board=board, writer=name or "controller") as b:
+        async with connect(url, board=board, writer=name or "controller", wait=SERVE_WAIT) as b:
             if source is not None and policy is not None:
                 entry, written = await apply_policy(b, source, str(policy))
                 state = "applied" if written else "already in force"
@@ -136,7 +147,7 @@ def agent_run(
 
     async def go() -> None:
         stop = _stop_event()
-        async with connect(url, board=board) as b:
+        async with connect(url, board=board, wait=SERVE_WAIT) as b:
             runtime = AgentRuntime(cls(**options), b, name=name, concurrency=concurrency)
             await runtime.run(stop)
 
