@@ -94,6 +94,7 @@ class Controller:
         self.admission = Admission(board, self.policy, self.agenda)
         self.leading = asyncio.Event()
         self.processed = 0
+        self._events = 0
         self._waiting_events: dict[str, int] = {}
         self._last_rev = 0
         self._deposed = False
@@ -108,15 +109,18 @@ class Controller:
 
     # -- leadership -----------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Contend for the lease until `stop` is set; lead while holding it."""
+    async def run(self, stop: asyncio.Event, *, idle_exit: float | None = None) -> None:
+        """Contend for the lease until `stop` is set; lead while holding it. With
+        `idle_exit`, a leader returns once it has read no event for that many seconds
+        (scripts and tests; what still waits stays pending for the next leader)."""
         poll = max(0.05, self.settings.controller_lease / 5)
         try:
             while not stop.is_set():
                 try:
                     if await self.lease.acquire():
                         log.info("%s leads with epoch %d", self.name, self.lease.epoch)
-                        await self._lead(stop)
+                        if await self._lead(stop, idle_exit):
+                            return
                         continue
                 except BlackboardError as exc:
                     log.warning("controller: %s", exc)
@@ -126,15 +130,24 @@ class Controller:
             self.leading.clear()
             await self.lease.release()
 
-    async def _lead(self, stop: asyncio.Event) -> None:
+    async def _lead(self, stop: asyncio.Event, idle_exit: float | None = None) -> bool:
+        """Lead until stopped or deposed; True when it stopped because it was idle."""
         self._deposed = False
         await self._start_leading()
         renew = asyncio.create_task(self._renew_loop())
         self.leading.set()
         try:
             await self._replay()
+            seen, busy_at = self._events, time.monotonic()
             while not stop.is_set() and not self._deposed:
                 await self._step()
+                if idle_exit is None:
+                    continue
+                if self._events != seen:
+                    seen, busy_at = self._events, time.monotonic()
+                elif time.monotonic() - busy_at >= idle_exit:
+                    await self._flush()
+                    return True
             await self._flush()
         except _Deposed:
             log.warning("%s lost the lease; following again", self.name)
@@ -142,6 +155,7 @@ class Controller:
             self.leading.clear()
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
+        return False
 
     async def _renew_loop(self) -> None:
         ttl = self.settings.controller_lease
@@ -366,6 +380,7 @@ class Controller:
             self._deferred_at = 0.0
             await self._write(batch)
         self.processed += len(logs)
+        self._events += len(logs) + len(outcomes)
 
     async def _event(
         self, batch: GrantBatch, entry_id: str, fields: dict[bytes, bytes], now: float, replay: bool

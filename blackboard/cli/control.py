@@ -46,6 +46,14 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(policy_app, name="policy")
 
 LogOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+UntilIdleOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--until-idle",
+        min=0,
+        help="Exit 0 after this many seconds with nothing read (scripts and tests).",
+    ),
+]
 
 
 def _logging(level: str) -> None:
@@ -91,6 +99,7 @@ def controller(
         Path | None, typer.Option(help="Apply this policy file first (if it differs).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Controller id (default host:pid).")] = None,
+    until_idle: UntilIdleOpt = None,
     log_level: LogOpt = "info",
 ) -> None:
     """Run a controller: lead when holding the lease, stand by otherwise; SIGTERM stops it."""
@@ -105,7 +114,7 @@ def controller(
                 entry, written = await apply_policy(b, source, str(policy))
                 state = "applied" if written else "already in force"
                 err.print(f"policy {policy} {state} (version {entry.version})", highlight=False)
-            await Controller(b, name=name).run(stop)
+            await Controller(b, name=name).run(stop, idle_exit=until_idle)
 
     run(go())
 
@@ -132,6 +141,7 @@ def agent_run(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE passed to the agent.")
     ] = None,
+    until_idle: UntilIdleOpt = None,
     log_level: LogOpt = "warning",
 ) -> None:
     """Run one agent process: claim its role's activations until SIGTERM, then finish or
@@ -149,7 +159,7 @@ def agent_run(
         stop = _stop_event()
         async with connect(url, board=board, wait=SERVE_WAIT) as b:
             runtime = AgentRuntime(cls(**options), b, name=name, concurrency=concurrency)
-            await runtime.run(stop)
+            await runtime.run(stop, idle_exit=until_idle)
 
     run(go())
 

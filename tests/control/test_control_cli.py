@@ -117,3 +117,22 @@ async def _triage_pending(b: blackboard.Board) -> bool:
 
     status = await controller_status(b)
     return bool(status and status["roles"].get("triage", {}).get("pending") == 1)
+
+
+def test_controller_and_agent_run_until_idle(env: dict[str, str], tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nname = "r"\non = "task/*"\nrole = "slow"\n')
+    for i in range(3):
+        assert invoke(["put", f"task/{i}", "{}"], env).exit_code == 0
+    r = invoke(["controller", "--policy", str(policy), "--until-idle", "0.3"], env)
+    assert r.exit_code == 0, r.output
+    agents = ROOT / "tests" / "control" / "process_agents.py"
+    r = invoke(["agent", "run", f"{agents}:Slow", "--until-idle", "0.3", "--name", "s1"], env)
+    assert r.exit_code == 0, r.output
+    r = invoke(["get", "stats/effects", "--json"], env)
+    assert orjson.loads(r.stdout)["value"] == 3
+    r = invoke(["controller", "--until-idle", "0.3"], env)  # settles the finished ones
+    assert r.exit_code == 0
+    r = invoke(["explain", "task/0", "--json"], env)
+    [decision] = [orjson.loads(line) for line in r.stdout.splitlines()]
+    assert decision["activation"]["state"] == "done" and decision["activation"]["agent"] == "s1"
