@@ -47,12 +47,10 @@ app.add_typer(policy_app, name="policy")
 
 LogOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
 UntilIdleOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--until-idle",
-        min=0,
-        help="Exit 0 after this many seconds with nothing read (scripts and tests).",
-    ),
+    bool, typer.Option("--until-idle", help="Exit 0 once idle for --idle-after seconds.")
+]
+IdleAfterOpt = Annotated[
+    float, typer.Option("--idle-after", min=0, help="Seconds with nothing read that count as idle.")
 ]
 
 
@@ -99,7 +97,8 @@ def controller(
         Path | None, typer.Option(help="Apply this policy file first (if it differs).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Controller id (default host:pid).")] = None,
-    until_idle: UntilIdleOpt = None,
+    until_idle: UntilIdleOpt = False,
+    idle_after: IdleAfterOpt = 1.0,
     log_level: LogOpt = "info",
 ) -> None:
     """Run a controller: lead when holding the lease, stand by otherwise; SIGTERM stops it."""
@@ -114,7 +113,8 @@ def controller(
                 entry, written = await apply_policy(b, source, str(policy))
                 state = "applied" if written else "already in force"
                 err.print(f"policy {policy} {state} (version {entry.version})", highlight=False)
-            await Controller(b, name=name).run(stop, idle_exit=until_idle)
+            idle = idle_after if until_idle else None
+            await Controller(b, name=name).run(stop, idle_exit=idle)
 
     run(go())
 
@@ -141,7 +141,8 @@ def agent_run(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE passed to the agent.")
     ] = None,
-    until_idle: UntilIdleOpt = None,
+    until_idle: UntilIdleOpt = False,
+    idle_after: IdleAfterOpt = 1.0,
     log_level: LogOpt = "warning",
 ) -> None:
     """Run one agent process: claim its role's activations until SIGTERM, then finish or
@@ -159,7 +160,7 @@ def agent_run(
         stop = _stop_event()
         async with connect(url, board=board, wait=SERVE_WAIT) as b:
             runtime = AgentRuntime(cls(**options), b, name=name, concurrency=concurrency)
-            await runtime.run(stop, idle_exit=until_idle)
+            await runtime.run(stop, idle_exit=idle_after if until_idle else None)
 
     run(go())
 

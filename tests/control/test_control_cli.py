@@ -124,14 +124,14 @@ def test_controller_and_agent_run_until_idle(env: dict[str, str], tmp_path: Path
     policy.write_text('[[rule]]\nname = "r"\non = "task/*"\nrole = "slow"\n')
     for i in range(3):
         assert invoke(["put", f"task/{i}", "{}"], env).exit_code == 0
-    r = invoke(["controller", "--policy", str(policy), "--until-idle", "0.3"], env)
+    r = invoke(["controller", "--policy", str(policy), "--until-idle", "--idle-after", "0.3"], env)
     assert r.exit_code == 0, r.output
     agents = ROOT / "tests" / "control" / "process_agents.py"
-    r = invoke(["agent", "run", f"{agents}:Slow", "--until-idle", "0.3", "--name", "s1"], env)
+    r = invoke(["agent", "run", f"{agents}:Slow", "--until-idle", "--idle-after", "0.3", "--name", "s1"], env)
     assert r.exit_code == 0, r.output
     r = invoke(["get", "stats/effects", "--json"], env)
     assert orjson.loads(r.stdout)["value"] == 3
-    r = invoke(["controller", "--until-idle", "0.3"], env)  # settles the finished ones
+    r = invoke(["controller", "--until-idle", "--idle-after", "0.3"], env)  # settles the finished ones
     assert r.exit_code == 0
     r = invoke(["explain", "task/0", "--json"], env)
     [decision] = [orjson.loads(line) for line in r.stdout.splitlines()]
