@@ -127,11 +127,12 @@ def test_controller_and_agent_run_until_idle(env: dict[str, str], tmp_path: Path
     r = invoke(["controller", "--policy", str(policy), "--until-idle", "--idle-after", "0.3"], env)
     assert r.exit_code == 0, r.output
     agents = ROOT / "tests" / "control" / "process_agents.py"
-    r = invoke(["agent", "run", f"{agents}:Slow", "--until-idle", "--idle-after", "0.3", "--name", "s1"], env)
+    idle = ["--until-idle", "--idle-after", "0.3"]
+    r = invoke(["agent", "run", f"{agents}:Slow", *idle, "--name", "s1"], env)
     assert r.exit_code == 0, r.output
     r = invoke(["get", "stats/effects", "--json"], env)
     assert orjson.loads(r.stdout)["value"] == 3
-    r = invoke(["controller", "--until-idle", "--idle-after", "0.3"], env)  # settles the finished ones
+    r = invoke(["controller", *idle], env)  # settles the finished ones
     assert r.exit_code == 0
     r = invoke(["explain", "task/0", "--json"], env)
     [decision] = [orjson.loads(line) for line in r.stdout.splitlines()]
