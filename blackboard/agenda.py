@@ -31,7 +31,12 @@ _SEEN_LIMIT = 200_000
 
 @dataclass(slots=True)
 class Candidate:
-    """A role that may act on a key version, with what the rule and admission guards said."""
+    """A role that may act on a key version, with what the rule and admission guards said.
+
+    `since` is when it started waiting (the agenda's clock); `event_id` the log event that
+    raised it (acknowledged once its last candidate is granted); `value` the msgpack value
+    passed along to the agent; `waiting` why it waits when its resource is busy (a role-wide
+    reason is in `Agenda.held`)."""
 
     activation_id: str
     role: str
@@ -50,7 +55,6 @@ class Candidate:
     context: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     waiting: str = ""
-    announced: bool = False
 
 
 @dataclass(slots=True)
@@ -216,7 +220,6 @@ class Agenda:
         out = [c for c in self._fresh if c.activation_id in self._waiting_ids]
         self._fresh.clear()
         for c in out:
-            c.announced = True
             if not c.waiting:
                 c.waiting = self.held.get(c.role, "behind candidates of higher priority")
         return out
