@@ -248,3 +248,41 @@ async def test_script_calls_survive_a_flushed_script_cache(board: blackboard.Boa
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class Tally(blackboard.Agent):
+    role = "tally"
+
+    async def handle(self, activation: blackboard.Activation, board: Any) -> None:
+        await board.put(f"{activation.key}/result", activation.context)
+
+
+async def test_consensus_over_ordinary_entries(board: blackboard.Board) -> None:
+    policy = """
+[[rule]]
+name = "tally"
+on = "vote/*/*"
+role = "tally"
+target = "poll/{1}"
+[rule.consensus]
+source = "entries"
+group = "vote/{1}/*"
+k = 2
+n = 3
+field = "choice"
+"""
+    async with running(board, policy, [Tally()]):
+        await board.put("vote/x/ann", {"choice": "yes"})
+        await board.put("vote/x/bob", {"choice": "no"})
+        await board.put("vote/x/cat", {"choice": "yes"})
+
+        async def result() -> Any:
+            e = await board.get("poll/x/result")
+            return e.value if e else None
+
+        got = await eventually(result, what="the tally")
+    assert got == {"votes": 2, "present": 3, "of": 3, "consensus": "yes"}
+    decisions = await explain(board, "poll/x")
+    granted = [d for d in decisions if d["decision"] == "granted"]
+    assert len(granted) == 1 and granted[0]["version"] == 0  # one per poll, whatever comes later
+    assert any("consensus: 2 of 3 agree on 'yes'" in r for r in granted[0]["reasons"])
