@@ -136,9 +136,11 @@ async def scan_step(board: Board, cursor: int, pattern: str, count: int) -> tupl
     args = ("SCAN", cursor, "MATCH", pattern, "COUNT", count)
     if hasattr(redis, "get_node_from_key"):
         node = redis.get_node_from_key(board.keys_.rev)
-        reply = await redis.execute_command(*args, target_nodes=node)
-    else:
-        reply = await redis.execute_command(*args)
+        cursors, keys = await redis.execute_command(*args, target_nodes=node)
+        # redis-py's cluster SCAN answers ({node name: cursor}, keys)
+        cursor = next(iter(cursors.values())) if isinstance(cursors, dict) else cursors
+        return int(cursor), list(keys)
+    reply = await redis.execute_command(*args)
     return int(reply[0]), list(reply[1])
 
 

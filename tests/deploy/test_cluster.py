@@ -159,3 +159,36 @@ async def test_controller_and_agents_on_a_cluster(cluster: RedisClusterServers) 
             await eventually(resolved, within=30, what="5 tickets resolved on the cluster")
         stats = await b.get("stats/resolved")
         assert stats is not None and stats.value == 5
+
+
+def test_support_scenario_runs_on_a_cluster(cluster: RedisClusterServers, tmp_path: Path) -> None:
+    """The whole system as real processes (controller, compactor, agents) on a cluster board,
+    checked by the scenario runner's invariants."""
+    import json
+    import subprocess
+
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "blackboard",
+            "run",
+            "scenarios/support.toml",
+            "--redis",
+            cluster.url,
+            "--items",
+            "30",
+            "--quiet",
+            "--report",
+            str(report),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads(report.read_text())
+    assert all(inv["ok"] for inv in doc["invariants"]), doc["invariants"]
