@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from blackboard.errors import PolicyError
 from blackboard.keys import check_pattern
+from blackboard.tomllines import locate
 
 __all__ = [
     "OPERATORS",
@@ -280,47 +281,3 @@ def parse_policy(source: str, name: str = "<policy>") -> Policy:
         where = ".".join(str(p) for p in loc if p != "__root__") or "<document>"
         msg = first["msg"].removeprefix("Value error, ")
         raise PolicyError(name, locate(source, loc), f"{where}: {msg}") from None
-
-
-_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_RE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-.]+)\s*=""")
-
-
-def _unquote(k: str) -> str:
-    return k[1:-1] if k[:1] in "\"'" else k
-
-
-def locate(source: str, loc: tuple[Any, ...]) -> int | None:
-    """The line (1-based) a validation error's location points at, or the nearest line of
-    its enclosing table; None when nothing matches. Best effort: TOML keeps no positions."""
-    lines = source.splitlines()
-    # each line's table path, e.g. ('rule', 2, 'when') for a line under the third [[rule]]
-    counts: dict[str, int] = {}
-    table: tuple[Any, ...] = ()
-    best: int | None = None
-    best_len = -1
-    parts = [p for p in loc if p != "__root__"]
-    for no, line in enumerate(lines, 1):
-        h = _HEADER_RE.match(line)
-        if h:
-            names = [_unquote(s.strip()) for s in h.group(2).split(".")]
-            if h.group(1) == "[[":
-                key = ".".join(names)
-                counts[key] = counts.get(key, -1) + 1
-                table = (*names, counts[key])
-            elif names and names[0] in counts and len(names) > 1:
-                table = (names[0], counts[names[0]], *names[1:])
-            else:
-                table = tuple(names)
-            path: tuple[Any, ...] = table
-        else:
-            k = _KEY_RE.match(line)
-            if not k:
-                continue
-            path = (*table, *[_unquote(s) for s in k.group(1).split(".")])
-        n = 0
-        while n < len(path) and n < len(parts) and str(path[n]) == str(parts[n]):
-            n += 1
-        if n == len(path) and n > best_len:
-            best, best_len = no, n
-    return best

@@ -14,8 +14,8 @@ from blackboard.agent import load_agent
 from blackboard.errors import AgentLoadError, InvalidKeyError, PolicyError
 from blackboard.keys import check_board
 from blackboard.policy import Policy, check_role, parse_policy
-from blackboard.scenario.lines import locate
 from blackboard.scenario.model import AgentSpec, BoardSpec, Scenario, ScenarioError, parse_scenario
+from blackboard.tomllines import locate
 
 __all__ = ["AgentPlan", "BoardPlan", "ScenarioPlan", "load_scenario"]
 

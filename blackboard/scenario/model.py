@@ -25,8 +25,8 @@ from pydantic import (
 
 from blackboard.errors import BlackboardError
 from blackboard.keys import check_key
-from blackboard.scenario.lines import locate
 from blackboard.settings import Settings
+from blackboard.tomllines import locate
 
 __all__ = [
     "AgentSpec",

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from blackboard.cli import app
 from blackboard.scenario import ScenarioError, load_scenario, parse_scenario
-from blackboard.scenario.lines import locate
+from blackboard.tomllines import locate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,6 @@
-"""Which line of a TOML document a validation error points at (pure; imports nothing of the
-package). TOML parsers keep no positions, so this re-reads the text: it gives every table
+"""Which line of a TOML document a validation error points at, for policy and scenario files
+(bottom layer: pure, imports nothing of the package).
+TOML parsers keep no positions, so this re-reads the text: it gives every table
 header and ``key =`` line its path, arrays of tables numbered the way pydantic numbers them
 (``[[boards.agent]]`` under the second ``[[boards]]`` is ``("boards", 1, "agent", n)``), and
 returns the line whose path is the longest prefix of the error's location.
