@@ -12,6 +12,7 @@ Options: see agents/_sim.py, plus `noise` (default 0.1).
 
 from __future__ import annotations
 
+import abc
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ import blackboard
 class _Detector(SimulatedAgent):
     concurrency = 8
 
+    @abc.abstractmethod
     def verdict(self, txn: dict[str, Any]) -> tuple[str, float]:
-        raise NotImplementedError
+        """(verdict, confidence) for a transaction; each detector has its own rule."""
 
     async def handle(self, activation: blackboard.Activation, board: Any) -> None:
         rng = await self.work(activation)

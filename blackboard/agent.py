@@ -14,6 +14,7 @@ Options given on the command line (``-o seed=7``) arrive as keyword arguments.
 
 from __future__ import annotations
 
+import abc
 import importlib
 import importlib.util
 import inspect
@@ -28,7 +29,7 @@ from blackboard.policy import check_role
 __all__ = ["Agent", "load_agent"]
 
 
-class Agent:
+class Agent(abc.ABC):
     """A knowledge source: a role and a handler. Subclasses set `role` and define `handle`.
 
     `concurrency` is how many activations one process runs at once (the command line may
@@ -51,15 +52,16 @@ class Agent:
             except ValueError as exc:
                 raise TypeError(f"{cls.__name__}.role: {exc}") from None
 
-    async def setup(self, board: Any) -> None:
+    async def setup(self, board: Any) -> None:  # noqa: B027 -- optional hook, empty by design
         """Called once before the first activation (connections, models, caches)."""
 
-    async def teardown(self) -> None:
+    async def teardown(self) -> None:  # noqa: B027 -- optional hook, empty by design
         """Called once when the agent stops."""
 
+    @abc.abstractmethod
     def handle(self, activation: Activation, board: Any) -> Any:
-        """Do the work of one activation; override with `async def` or `def`."""
-        raise NotImplementedError(f"{type(self).__name__} must define handle()")
+        """Do the work of one activation; override with `async def` or `def`. A subclass
+        without it cannot be instantiated, and `load_agent` refuses it by name."""
 
     @property
     def is_async(self) -> bool:
@@ -99,4 +101,7 @@ def load_agent(spec: str) -> type[Agent]:
         raise AgentLoadError(f"{spec!r}: {name} is not a blackboard.Agent subclass")
     if not cls.role:
         raise AgentLoadError(f"{spec!r}: {name} sets no role")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise AgentLoadError(f"{spec!r}: {name} does not define {missing}()")
     return cls

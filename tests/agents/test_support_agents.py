@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 import blackboard
 from blackboard.agent import load_agent
 from blackboard.ops import Put
@@ -104,3 +106,12 @@ async def test_the_support_flow_vip_first_and_escalations(board: blackboard.Boar
         for i in range(8)
     }
     assert resolved_by <= {"resolver", "human"}
+
+
+def test_an_agent_without_handle_is_refused_by_name(tmp_path: Path) -> None:
+    source = "import blackboard\n\nclass Lazy(blackboard.Agent):\n    role = 'lazy'\n"
+    (tmp_path / "lazy.py").write_text(source)
+    with pytest.raises(blackboard.AgentLoadError, match=r"Lazy does not define handle\(\)"):
+        load_agent(f"{tmp_path / 'lazy.py'}:Lazy")
+    with pytest.raises(TypeError, match="abstract"):
+        blackboard.Agent()  # type: ignore[abstract]
