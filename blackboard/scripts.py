@@ -18,18 +18,25 @@ from redis.exceptions import NoScriptError, ResponseError
 _NO_READONLY_EVAL: weakref.WeakSet[Any] = weakref.WeakSet()  # clients without EVALSHA_RO
 
 
+def _lua(name: str) -> str:
+    return resources.files("blackboard").joinpath(f"lua/{name}.lua").read_text()
+
+
 class Script:
     """A Lua script known by its SHA1; `source` is the text sent on NOSCRIPT."""
 
     __slots__ = ("eval", "evalsha", "name", "sha", "source")
 
-    def __init__(self, name: str, *, readonly: bool = False) -> None:
+    def __init__(
+        self, name: str, *, readonly: bool = False, preamble: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         # a read-only script runs with EVALSHA_RO so that an ACL user with read-only access
         # to its keys may run it (EVALSHA declares its keys read-write)
         self.evalsha = "EVALSHA_RO" if readonly else "EVALSHA"
         self.eval = "EVAL_RO" if readonly else "EVAL"
-        self.source = resources.files("blackboard").joinpath(f"lua/{name}.lua").read_text()
+        # `preamble` names lua/ files whose functions this script calls; they are prepended
+        self.source = "".join(_lua(part) for part in (*preamble, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
@@ -62,9 +69,9 @@ class Script:
         await redis.script_load(self.source)
 
 
-COMMIT = Script("commit")
+COMMIT = Script("commit", preamble=("preamble",))
 READ = Script("read", readonly=True)
-PROPOSE = Script("propose")
+PROPOSE = Script("propose", preamble=("preamble",))
 MERGE = Script("merge")
 COMPACTOR_LEASE = Script("compactor_lease")
 TRIM_LOG = Script("trim_log")

@@ -1,4 +1,5 @@
 -- commit.lua: one atomic commit of one or more entry operations on one board.
+-- (scripts.py prepends preamble.lua: replay() and check_fence().)
 --
 -- KEYS[1] board revision counter      KEYS[2] change log stream
 -- KEYS[3] live-key index (zset)       KEYS[4] idempotency record
@@ -33,45 +34,12 @@
 -- A record (one field per version in the entry hash) is
 --   '<revision>|<time_ms>|<kind>|<len(meta)>|' .. meta .. value
 
-local idem = redis.call('GET', KEYS[4])
-if idem then
-  local sep = string.find(idem, '#', 1, true)
-  local fp = string.sub(idem, sep + 1)
-  if ARGV[1] ~= '' and fp ~= '' and fp ~= ARGV[1] then
-    return {'reused'}
-  end
-  return {'dup', string.sub(idem, 1, sep - 1)}
-end
+local replayed = replay(KEYS[4], ARGV[1])
+if replayed then return replayed end
 
 local mode = ARGV[5]
-local claim_id = nil
-if mode == 'eq' then
-  local held = redis.call('GET', KEYS[5])
-  if held ~= ARGV[6] then
-    return {'fenced', 'lease is held by ' .. tostring(held)}
-  end
-elseif mode == 'claim' then
-  local p = redis.call('XPENDING', KEYS[5], ARGV[8], ARGV[6], ARGV[6], 1)
-  if #p == 0 then
-    return {'fenced', 'claim ' .. ARGV[6] .. ' is no longer pending'}
-  end
-  if p[1][2] ~= ARGV[7] then
-    return {'fenced', 'claim ' .. ARGV[6] .. ' was taken over by ' .. p[1][2]}
-  end
-elseif mode == 'lease' then
-  local id, ttl = string.match(ARGV[6], '^(.+)@(%d+)$')
-  local p = redis.call('XPENDING', KEYS[5], ARGV[8], id, id, 1)
-  if #p == 0 then
-    return {'fenced', 'claim ' .. id .. ' is no longer pending'}
-  end
-  if p[1][2] ~= ARGV[7] then
-    return {'fenced', 'claim ' .. id .. ' was taken over by ' .. p[1][2]}
-  end
-  if p[1][3] > tonumber(ttl) then
-    return {'fenced', 'claim ' .. id .. ' expired: unrenewed for ' .. p[1][3] .. ' ms'}
-  end
-  claim_id = id
-end
+local fenced, claim_id = check_fence(KEYS[5], mode, ARGV[6], ARGV[7], ARGV[8])
+if fenced then return fenced end
 
 local n = tonumber(ARGV[11])
 local limit = tonumber(ARGV[12 + 6 * n]) or 0  -- largest encoded value (0 or absent = none)
@@ -359,9 +327,7 @@ else
   redis.call('XADD', KEYS[2], rev .. '-1', unpack(event))
 end
 
-if mode == 'claim' then
-  redis.call('XACK', KEYS[5], ARGV[8], ARGV[6])
-elseif mode == 'lease' then
+if claim_id then  -- 'claim' and 'lease' fences: this commit acknowledges the claim
   redis.call('XACK', KEYS[5], ARGV[8], claim_id)
 end
 

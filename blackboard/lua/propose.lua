@@ -12,8 +12,8 @@
 -- ARGV[1] request fingerprint ('' = do not compare on replay)
 -- ARGV[2] idempotency record TTL, seconds
 -- ARGV[3] approximate change-log length cap (0 = no cap)
--- ARGV[4] fence mode: '' none | 'eq' (GET fence == token) | 'claim' (stream entry ARGV[5]
---         pending for consumer ARGV[6] in group ARGV[7]; checked, never acknowledged)
+-- ARGV[4] fence mode: '' | 'eq' | 'claim' | 'lease', as in commit.lua (check_fence() in
+--         preamble.lua, which scripts.py prepends); checked here, never acknowledged
 -- ARGV[5..7] fence arguments
 -- ARGV[8] proposer (the writer id)    ARGV[9] activation id ('' = none)
 -- ARGV[10] entry key                  ARGV[11] confidence ('' = none)
@@ -29,31 +29,11 @@
 -- A proposal record (one field per proposer in the proposals hash) is
 --   '<revision>|<time_ms>|<confidence>|<base version>|<len(meta)>|' .. meta .. value
 
-local idem = redis.call('GET', KEYS[3])
-if idem then
-  local sep = string.find(idem, '#', 1, true)
-  local fp = string.sub(idem, sep + 1)
-  if ARGV[1] ~= '' and fp ~= '' and fp ~= ARGV[1] then
-    return {'reused'}
-  end
-  return {'dup', string.sub(idem, 1, sep - 1)}
-end
+local replayed = replay(KEYS[3], ARGV[1])
+if replayed then return replayed end
 
-local mode = ARGV[4]
-if mode == 'eq' then
-  local held = redis.call('GET', KEYS[4])
-  if held ~= ARGV[5] then
-    return {'fenced', 'lease is held by ' .. tostring(held)}
-  end
-elseif mode == 'claim' then
-  local p = redis.call('XPENDING', KEYS[4], ARGV[7], ARGV[5], ARGV[5], 1)
-  if #p == 0 then
-    return {'fenced', 'claim ' .. ARGV[5] .. ' is no longer pending'}
-  end
-  if p[1][2] ~= ARGV[6] then
-    return {'fenced', 'claim ' .. ARGV[5] .. ' was taken over by ' .. p[1][2]}
-  end
-end
+local fenced = check_fence(KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+if fenced then return fenced end
 
 local base = tonumber(redis.call('HGET', KEYS[5], 'v')) or 0
 local rev = redis.call('INCR', KEYS[1])
