@@ -488,8 +488,7 @@ class Board:
                 value = op.value
                 data = value
                 if schema is not None:
-                    data = SchemaRegistry.dump(key, schema, value)
-                    value = SchemaRegistry.load(key, schema, data)
+                    data, value = SchemaRegistry.prepare(key, schema, value)
                 args += [
                     "p",
                     _expect_arg(op.expect),

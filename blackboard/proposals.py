@@ -23,6 +23,7 @@ import msgpack
 from redis.exceptions import RedisError
 
 from blackboard import codec, scripts
+from blackboard.board import wrap_redis_error
 from blackboard.entry import Causation, Proposal
 from blackboard.errors import (
     BoardUnavailableError,
@@ -47,12 +48,6 @@ __all__ = [
 ]
 
 _packb = msgpack.Packer(use_bin_type=True, datetime=False).pack
-
-
-def _wrap(exc: RedisError, key: str | None = None) -> Exception:
-    from blackboard.board import wrap_redis_error
-
-    return wrap_redis_error(exc, key)
 
 
 def _check_confidence(key: str, confidence: float | None) -> float | None:
@@ -108,8 +103,7 @@ async def propose(
     binding = schemas.find(key) if schemas else None
     data = value
     if binding is not None:
-        data = SchemaRegistry.dump(key, binding, value)
-        value = SchemaRegistry.load(key, binding, data)
+        data, value = SchemaRegistry.prepare(key, binding, value)
     value_bytes = codec.encode_value(key, data, settings.max_value_bytes)
     causation = causation or board.causation
     meta = codec.encode_meta(
@@ -167,7 +161,7 @@ async def propose(
     try:
         res = await scripts.PROPOSE(board.redis, keys, args)
     except RedisError as exc:
-        raise _wrap(exc, key) from exc
+        raise wrap_redis_error(exc, key) from exc
     status = res[0]
     if status == b"ok":
         revision, ts, base = int(res[1]), int(res[2]), int(res[3])
@@ -189,7 +183,7 @@ async def list_proposals(board: Board, key: str) -> list[Proposal]:
     try:
         raw: Any = await board.redis.hgetall(board.keys_.proposals(key))
     except RedisError as exc:
-        raise _wrap(exc, key) from exc
+        raise wrap_redis_error(exc, key) from exc
     found = [
         parse_proposal(key, proposer.decode(), record, board._schemas)
         for proposer, record in raw.items()
@@ -206,7 +200,7 @@ async def _scored(
             zset, lo, "+inf", start=0 if limit else None, num=limit, withscores=True
         )
     except RedisError as exc:
-        raise _wrap(exc) from exc
+        raise wrap_redis_error(exc) from exc
     return [(member.decode(), int(score)) for member, score in raw]
 
 

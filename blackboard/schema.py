@@ -78,6 +78,14 @@ class SchemaRegistry:
             raise ValidationError(key, binding.name, _errors(exc)) from None
 
     @staticmethod
+    def prepare(key: str, binding: SchemaBinding, value: Any) -> tuple[Any, pydantic.BaseModel]:
+        """(data to store, the model a reader will get back) for a write of `value`: the
+        writer is handed what `get()` returns, not the object it passed in.
+        Raises ValidationError naming the fields."""
+        data = SchemaRegistry.dump(key, binding, value)
+        return data, SchemaRegistry.load(key, binding, data)
+
+    @staticmethod
     def load(key: str, binding: SchemaBinding, data: Any) -> pydantic.BaseModel:
         """A model instance from stored data; raises CorruptEntryError if it no longer fits."""
         try:
