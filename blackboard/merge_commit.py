@@ -18,6 +18,7 @@ import msgpack
 from redis.exceptions import NoScriptError, RedisError
 
 from blackboard import codec, scripts
+from blackboard.board import wrap_redis_error
 from blackboard.entry import Proposal
 from blackboard.errors import (
     BlackboardError,
@@ -43,12 +44,6 @@ __all__ = [
 ]
 
 _packb = msgpack.Packer(use_bin_type=True, datetime=False).pack
-
-
-def _wrap(exc: RedisError, key: str | None = None) -> BlackboardError:
-    from blackboard.board import wrap_redis_error
-
-    return wrap_redis_error(exc, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +104,7 @@ async def _pipelined(board: Board, calls: list[tuple[scripts.Script | None, Any]
             for i, res in zip(missing, again, strict=True):
                 raw[i] = res
     except RedisError as exc:
-        raise _wrap(exc) from exc
+        raise wrap_redis_error(exc) from exc
     return raw
 
 
@@ -128,7 +123,7 @@ async def read_for_merge(board: Board, keys: Sequence[str]) -> list[MergeState |
         try:
             for res in (entry_res, props_res):
                 if isinstance(res, Exception):
-                    raise _wrap(res, key) if isinstance(res, RedisError) else res
+                    raise wrap_redis_error(res, key) if isinstance(res, RedisError) else res
             version, value = 0, None
             if entry_res is not None:
                 if entry_res[0] != b"ok":
@@ -193,7 +188,7 @@ def _encode(board: Board, req: MergeRequest, fence: Fence | None) -> tuple[list[
 
 def _result(req: MergeRequest, res: Any, fence: Fence | None) -> MergeCommit | None:
     if isinstance(res, RedisError):
-        raise _wrap(res, req.key)
+        raise wrap_redis_error(res, req.key)
     status = res[0]
     if status == b"ok":
         rev, ts, version, merged, left, divergent = (int(x) for x in res[1:7])
@@ -231,7 +226,7 @@ async def commit_merge(
     try:
         res = await scripts.MERGE(board.redis, keys, args)
     except RedisError as exc:
-        raise _wrap(exc, key) from exc
+        raise wrap_redis_error(exc, key) from exc
     return _result(req, res, fence)
 
 
