@@ -5,7 +5,9 @@ the value grant an activation to a role, with a priority), per-role limits (back
 bound, rate, circuit breaker, escalation target) and the escalation threshold. A document
 that does not validate raises `PolicyError` with the line it points at; the caller keeps the
 policy it had. ``[[merge]]`` tables belong to the compactor and are kept here unvalidated.
-Bottom layer: imports errors and keys only.
+Every pattern and value path is checked here with the functions the controller uses
+(patterns.py), so an accepted policy cannot fail inside the controller. Bottom layer: imports
+errors, keys, patterns and tomllines only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from blackboard.errors import PolicyError
 from blackboard.keys import check_pattern
-from blackboard.tomllines import locate
+from blackboard.patterns import check_path, check_rule_pattern
+from blackboard.tomllines import NotUtf8Error, decode_utf8, locate
 
 __all__ = [
     "OPERATORS",
@@ -30,6 +33,7 @@ __all__ = [
     "RoleLimits",
     "Rule",
     "check_role",
+    "decode_policy",
     "parse_policy",
     "policy_digest",
 ]
@@ -75,6 +79,19 @@ class Condition(_Model):
     exists: bool | None = None
     given: frozenset[str] = frozenset()
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return check_path(v)
+
+
+class _WhenKeyError(ValueError):
+    """An error about one key of a ``[rule.when]`` table: `parse_policy` points at its line."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
 
 def _conditions(when: Any) -> Any:
     """``[rule.when]`` as a table of path -> literal (equality) or an operator table."""
@@ -82,15 +99,20 @@ def _conditions(when: Any) -> Any:
         return when
     out = []
     for path, test in when.items():
+        try:
+            check_path(path)
+        except ValueError as exc:
+            raise _WhenKeyError(path, str(exc)) from None
         if isinstance(test, dict):
             unknown = sorted(set(test) - set(OPERATORS))
             if unknown:
-                raise ValueError(
+                raise _WhenKeyError(
+                    path,
                     f"{path!r}: unknown operator {unknown[0]!r}; use {', '.join(OPERATORS)} "
-                    "(compare a table for equality with {eq = {...}})"
+                    "(compare a table for equality with {eq = {...}})",
                 )
             if not test:
-                raise ValueError(f"{path!r}: an empty operator table tests nothing")
+                raise _WhenKeyError(path, f"{path!r}: an empty operator table tests nothing")
             out.append({"path": path, **test, "given": frozenset(test)})
         else:
             out.append({"path": path, "eq": test, "given": frozenset({"eq"})})
@@ -122,6 +144,7 @@ class Consensus(_Model):
             check_pattern(_TEMPLATE_RE.sub("x", _check_template(self.group)))
         if self.else_role is not None:
             check_role(self.else_role)
+        check_path(self.field)
         return self
 
 
@@ -156,8 +179,7 @@ class Rule(_Model):
     @field_validator("on")
     @classmethod
     def _on(cls, v: str) -> str:
-        check_pattern(v)
-        return v
+        return check_rule_pattern(check_pattern(v))
 
     @field_validator("resource", "target")
     @classmethod
@@ -207,6 +229,11 @@ class Escalation(_Model):
     @classmethod
     def _role(cls, v: str) -> str:
         return check_role(v)
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, v: str) -> str:
+        return check_path(v)
 
 
 class Policy(_Model):
@@ -266,6 +293,15 @@ def policy_digest(source: str) -> str:
     return hashlib.blake2b(source.encode(), digest_size=10).hexdigest()
 
 
+def decode_policy(data: bytes, name: str = "<policy>") -> str:
+    """The text of a policy file read as bytes; raises PolicyError naming the line of the
+    first byte that is not UTF-8."""
+    try:
+        return decode_utf8(data)
+    except NotUtf8Error as exc:
+        raise PolicyError(name, exc.line, exc.reason) from None
+
+
 def parse_policy(source: str, name: str = "<policy>") -> Policy:
     """Parse and validate a TOML policy document. Raises PolicyError naming the line."""
     try:
@@ -280,4 +316,6 @@ def parse_policy(source: str, name: str = "<policy>") -> Policy:
         loc = tuple(first["loc"])
         where = ".".join(str(p) for p in loc if p != "__root__") or "<document>"
         msg = first["msg"].removeprefix("Value error, ")
-        raise PolicyError(name, locate(source, loc), f"{where}: {msg}") from None
+        cause = first.get("ctx", {}).get("error")
+        line_loc = (*loc, cause.key) if isinstance(cause, _WhenKeyError) else loc
+        raise PolicyError(name, locate(source, line_loc), f"{where}: {msg}") from None

@@ -2,17 +2,18 @@
 
 A rule's pattern is compiled once to a regular expression in which ``*`` matches within one
 ``/`` segment and ``**`` across segments; each wildcard is a capture, so templates such as
-``ticket/{1}`` name the resource or the target of an activation. Conditions compare values
-with fixed operators; nothing from a policy is ever evaluated as code. Imports policy only.
+``ticket/{1}`` name the resource or the target of an activation (the compiler lives in
+patterns.py, shared with the policy's validation). Conditions compare values with fixed
+operators; nothing from a policy is ever evaluated as code. Imports policy and patterns.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from blackboard.patterns import compile_pattern, path_index
 from blackboard.policy import Condition, Policy, Rule
 
 __all__ = [
@@ -28,38 +29,6 @@ __all__ = [
 ]
 
 MISSING: Any = object()
-
-
-@lru_cache(maxsize=4096)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A regex for a rule pattern: ``**`` any characters, ``*`` any but ``/``, ``?`` one
-    character but ``/``, ``[...]`` a character class; each wildcard is a group."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            out.append("(.*)")
-            i += 2
-            continue
-        if c == "*":
-            out.append("([^/]*)")
-        elif c == "?":
-            out.append("([^/])")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"([{body}])")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
 
 
 _TEMPLATE_RE = re.compile(r"\{(key|\d+)\}")
@@ -89,9 +58,10 @@ def lookup(value: Any, path: str) -> Any:
                 return MISSING
             value = value[part]
         elif isinstance(value, list | tuple):
-            if not part.isdigit() or int(part) >= len(value):
+            index = path_index(part)
+            if index is None or index >= len(value):
                 return MISSING
-            value = value[int(part)]
+            value = value[index]
         elif hasattr(value, "__dict__") and not isinstance(value, type) and hasattr(value, part):
             value = getattr(value, part)
         else:

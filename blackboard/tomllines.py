@@ -1,5 +1,6 @@
 """Which line of a TOML document a validation error points at, for policy and scenario files
-(bottom layer: pure, imports nothing of the package).
+(bottom layer: pure, imports nothing of the package); and `decode_utf8`, which turns a file's
+bytes into its text or says on which line the first byte that is not UTF-8 sits.
 TOML parsers keep no positions, so this re-reads the text: it gives every table
 header and ``key =`` line its path, arrays of tables numbered the way pydantic numbers them
 (``[[boards.agent]]`` under the second ``[[boards]]`` is ``("boards", 1, "agent", n)``), and
@@ -11,13 +12,35 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["locate", "paths"]
+__all__ = ["NotUtf8Error", "decode_utf8", "locate", "paths"]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(
     r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*="""
 )
 _PART = re.compile(r""""[^"]*"|'[^']*'|[A-Za-z0-9_\-]+""")
+
+
+class NotUtf8Error(ValueError):
+    """A file is not UTF-8 text (the only encoding TOML allows); `line` holds the first bad
+    byte and `reason` says which."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}")
+
+
+def decode_utf8(data: bytes) -> str:
+    """`data` as text; raises NotUtf8Error naming the line and column of the first byte that
+    is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        reason = f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column {column} (TOML is UTF-8)"
+        raise NotUtf8Error(line, reason) from None
 
 
 def _parts(dotted: str) -> list[str]:
