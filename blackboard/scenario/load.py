@@ -13,9 +13,9 @@ from typing import Any
 from blackboard.agent import load_agent
 from blackboard.errors import AgentLoadError, InvalidKeyError, PolicyError
 from blackboard.keys import check_board
-from blackboard.policy import Policy, check_role, parse_policy
+from blackboard.policy import Policy, check_role, decode_policy, parse_policy
 from blackboard.scenario.model import AgentSpec, BoardSpec, Scenario, ScenarioError, parse_scenario
-from blackboard.tomllines import locate
+from blackboard.tomllines import NotUtf8Error, decode_utf8, locate
 
 __all__ = ["AgentPlan", "BoardPlan", "ScenarioPlan", "load_scenario"]
 
@@ -74,11 +74,13 @@ def load_scenario(path: str | Path) -> ScenarioPlan:
     """Read and validate a scenario file and everything it names (policies, agent classes).
     Raises ScenarioError naming the file and line."""
     path = Path(path)
-    try:
-        source = path.read_text()
-    except OSError as exc:
-        raise ScenarioError(str(path), None, f"cannot read it: {exc.strerror}") from None
     name = str(path)
+    try:
+        source = decode_utf8(path.read_bytes())
+    except OSError as exc:
+        raise ScenarioError(name, None, f"cannot read it: {exc.strerror}") from None
+    except NotUtf8Error as exc:
+        raise ScenarioError(name, exc.line, exc.reason) from None
     scenario = parse_scenario(source, name)
     base = path.resolve().parent
     single = not scenario.boards
@@ -97,7 +99,7 @@ def load_scenario(path: str | Path) -> ScenarioPlan:
             raise fail((*bloc, "name"), f"two boards are named {spec.name!r}")
         policy_path = (base / spec.policy).resolve()
         try:
-            policy_source = policy_path.read_text()
+            policy_source = decode_policy(policy_path.read_bytes(), str(policy_path))
             policy = parse_policy(policy_source, str(policy_path))
         except OSError as exc:
             raise fail((*bloc, "policy"), f"policy {spec.policy}: {exc.strerror}") from None

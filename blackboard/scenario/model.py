@@ -44,6 +44,7 @@ FaultKind = Literal[
 ]
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _RESERVED_SETTINGS = {"redis_url", "board"}
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}")
 
 
 class ScenarioError(BlackboardError, ValueError):
@@ -295,6 +296,17 @@ class Scenario(_Model):
     faults: list[Fault] = Field(default_factory=list, alias="fault")
     run: RunSpec = Field(default_factory=RunSpec)
     invariants: Invariants = Field(default_factory=Invariants)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # the name becomes part of the run's log directory: no '/', no '..', nothing odd
+        if not _NAME_RE.fullmatch(v):
+            raise ValueError(
+                f"{v!r}: use 1 to 100 of A-Z a-z 0-9 _ - . and spaces, starting with a letter "
+                "or a digit"
+            )
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

@@ -192,3 +192,40 @@ def test_cli_exits_2_with_the_line(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "valid" in result.output
     result = CliRunner().invoke(app, ["run", str(path), "--report", "x.pdf"])
     assert result.exit_code == 2 and ".json or .html" in result.output
+
+
+@pytest.mark.parametrize("name", ["a/b", "../escape", "..", "/abs", "x\\u001by", ""])
+def test_a_name_that_could_leave_the_runs_folder_is_refused(name: str) -> None:
+    err = error_of(GOOD.replace('name = "t"', f'name = "{name}"'))
+    assert err.line == 1, str(err)
+    assert str(err).startswith("invalid scenario s.toml:1: name:")
+
+
+def test_files_that_are_not_utf8_name_the_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    path.write_bytes(GOOD.encode().replace(b'board = "b"', b'board = "b\xff"'))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.source, info.value.line) == (str(path), 2)
+    assert "not UTF-8 text: byte 0xff" in info.value.reason
+
+    path = write(tmp_path, GOOD)
+    (tmp_path / "policy.toml").write_bytes(b'name = "p"\n# \xc3\x28\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.line == 3  # the scenario's `policy =` line
+    assert f"{tmp_path / 'policy.toml'}:2: not UTF-8 text: byte 0xc3" in info.value.reason
+
+
+def test_run_check_on_a_bad_file_is_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('name = "t"', 'name = "../../x"'))
+    for args in (["run", str(path), "--check"], ["run", str(path)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr.startswith(f"error: invalid scenario {path}:1: name:")
+        assert len(result.stderr.splitlines()) == 1
+    path.write_bytes(b"\xff\xfe")
+    result = CliRunner().invoke(app, ["run", str(path), "--check"])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "not UTF-8" in result.stderr
