@@ -193,7 +193,7 @@ class Board:
         if self._schemas:
             binding = self._schemas.find(key)
             if binding is not None:
-                value = SchemaRegistry.load(key, binding, value)
+                value = SchemaRegistry.load(key, binding, value, entry.schema_version)
         return _with_value(entry, value)
 
     async def history(self, key: str, *, limit: int | None = None) -> list[Entry]:

@@ -69,7 +69,7 @@ def parse_proposal(
         rev_b, ts_b, conf_b, base_b, mlen_b, rest = record.split(b"|", 5)
         mlen = int(mlen_b)
         meta = msgpack.unpackb(rest[:mlen], raw=False)
-        _writer, _schema, _schema_version, activation, depth, trace = meta
+        _writer, _schema, schema_version, activation, depth, trace = meta
         value_bytes = rest[mlen:]
         causation = None
         if activation is not None or depth or trace is not None:
@@ -82,7 +82,7 @@ def parse_proposal(
     if schemas:
         binding = schemas.find(key)
         if binding is not None:
-            value = SchemaRegistry.load(key, binding, value)
+            value = SchemaRegistry.load(key, binding, value, schema_version)
     return Proposal(key, proposer, value, confidence, revision, time_ms, base, causation)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import blackboard
 from blackboard import Put
+from blackboard.schema import SchemaVersionError
 
 
 class Ticket(pydantic.BaseModel):
@@ -118,3 +119,106 @@ def test_binding_a_non_model_is_refused(board: blackboard.Board) -> None:
         board.schema("ticket/*", dict)  # type: ignore[arg-type]
     with pytest.raises(blackboard.InvalidKeyError):
         board.schema("bad pattern", Ticket)
+
+
+class TicketV1(pydantic.BaseModel):
+    title: str
+    labels: list[str] = []
+
+
+class TicketV2(pydantic.BaseModel):
+    """v2 renamed labels to tags and made priority required; no migration."""
+
+    __schema_version__: ClassVar[int] = 2
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    title: str
+    priority: int
+    tags: list[str] = []
+
+
+def _v1_to_v2(v: Any) -> Any:
+    return {"title": v["title"], "priority": 0, "tags": v.get("labels", [])}
+
+
+class TicketV2Migrated(TicketV2):
+    __schema_migrations__: ClassVar[dict[int, Any]] = {1: _v1_to_v2}
+
+
+async def _v1_entry(board: blackboard.Board, redis_server: blackboard.RedisServer) -> None:
+    async with blackboard.connect(redis_server.url, board=board.name) as old:
+        old.schema("ticket/*", TicketV1)
+        await old.put("ticket/1", {"title": "printer", "labels": ["hw"]})
+
+
+async def test_an_old_entry_without_a_migration_names_both_versions(
+    board: blackboard.Board, redis_server: blackboard.RedisServer
+) -> None:
+    await _v1_entry(board, redis_server)
+    board.schema("ticket/*", TicketV2)
+    with pytest.raises(SchemaVersionError) as info:
+        await board.get("ticket/1")
+    err = info.value
+    assert isinstance(err, blackboard.CorruptEntryError)  # callers that catch it still do
+    assert (err.key, err.schema, err.stored, err.expected) == ("ticket/1", "TicketV2", 1, 2)
+    assert str(err).startswith(
+        "schema version mismatch on 'ticket/1': the entry has schema version 1, this "
+        "reader's TicketV2 is version 2: no migration from v1"
+    )
+    assert "no migration from v1" in str(err) and "__schema_migrations__" in str(err)
+    assert "corrupt" not in str(err)
+
+
+async def test_migrations_upgrade_old_entries_on_read(
+    board: blackboard.Board, redis_server: blackboard.RedisServer
+) -> None:
+    await _v1_entry(board, redis_server)
+    board.schema("ticket/*", TicketV2Migrated)
+    got = await board.get("ticket/1")
+    assert got is not None and got.schema_version == 1  # what is stored is unchanged
+    assert got.value == TicketV2Migrated(title="printer", priority=0, tags=["hw"])
+    e = await board.update("ticket/1", lambda t: t.model_copy(update={"priority": 2}))
+    assert e.schema_version == 2 and e.value.priority == 2
+    assert [x.value.priority for x in await board.history("ticket/1")] == [2, 0]
+
+
+class StrictTicketV1(TicketV1):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+async def test_a_newer_entry_asks_for_a_newer_reader(
+    board: blackboard.Board, redis_server: blackboard.RedisServer
+) -> None:
+    board.schema("ticket/*", TicketV2)
+    await board.put("ticket/1", {"title": "x", "priority": 1})
+    async with blackboard.connect(redis_server.url, board=board.name) as old:
+        old.schema("ticket/*", TicketV1)  # it validates as it is: accepted
+        assert (await old.get("ticket/1")).value == TicketV1(title="x")  # type: ignore[union-attr]
+        old.schema("ticket/*", StrictTicketV1)
+        with pytest.raises(SchemaVersionError) as info:
+            await old.get("ticket/1")
+    assert (info.value.stored, info.value.expected) == (2, 1)
+    assert "upgrade the reader" in str(info.value)
+
+
+async def test_a_failing_migration_is_reported_not_raised_raw(
+    board: blackboard.Board, redis_server: blackboard.RedisServer
+) -> None:
+    class Broken(TicketV2):
+        __schema_migrations__: ClassVar[dict[int, Any]] = {1: lambda v: v["missing"]}
+
+    await _v1_entry(board, redis_server)
+    board.schema("ticket/*", Broken)
+    with pytest.raises(SchemaVersionError) as info:
+        await board.get("ticket/1")
+    assert "the migration from v1 failed: KeyError('missing')" in str(info.value)
+
+
+def test_migrations_must_map_older_versions_to_functions(board: blackboard.Board) -> None:
+    for bad in ({2: _v1_to_v2}, {0: _v1_to_v2}, {1: "not callable"}, [_v1_to_v2]):
+
+        class Bad(TicketV2):
+            __schema_migrations__: ClassVar[Any] = bad
+
+        with pytest.raises(TypeError, match="__schema_migrations__"):
+            board.schema("ticket/*", Bad)
