@@ -12,10 +12,19 @@ from typing import Annotated
 import typer
 
 from blackboard.acl import acl_users, apply_users, render_aclfile, write_secrets
-from blackboard.cli.context import BoardOpt, RedisOpt, app, err, need_url, out, run
+from blackboard.cli.context import (
+    BoardOpt,
+    RedisOpt,
+    app,
+    err,
+    fail,
+    need_url,
+    out,
+    read_policy_file,
+    run,
+)
 from blackboard.connection import redis_from_url
-from blackboard.errors import PolicyError
-from blackboard.policy import parse_policy
+from blackboard.errors import BlackboardError
 from blackboard.settings import Settings
 
 acl_app = typer.Typer(help="Least-privilege Redis ACL users per role.", no_args_is_help=True)
@@ -39,22 +48,25 @@ def generate(
     redis: RedisOpt = None,
 ) -> None:
     """Write ACL users for a board: one per role, the controller and the compactor."""
+    parsed = read_policy_file(policy)[1]
     try:
-        parsed = parse_policy(policy.read_text(), str(policy))
-    except OSError as exc:
-        err.print(f"error: cannot read {policy}: {exc.strerror}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
-    except PolicyError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
-    users = acl_users(parsed, board)
-    hashes = write_secrets(users, secrets_dir)
+        users = acl_users(parsed, board)
+    except BlackboardError as exc:
+        fail(str(exc), 2)
+    try:
+        hashes = write_secrets(users, secrets_dir)
+    except (OSError, ValueError, IndexError) as exc:  # unwritable, or a file that is not one
+        reason = exc.strerror if isinstance(exc, OSError) else "a password file is unreadable"
+        fail(f"cannot use the password files in {secrets_dir}: {reason}")
     text = render_aclfile(users, hashes)
     if out_file is None:
         out.print(text, highlight=False, markup=False, end="")
     else:
-        out_file.write_text(text)
-        err.print(f"wrote {out_file}", highlight=False)
+        try:
+            out_file.write_text(text)
+        except OSError as exc:
+            fail(f"cannot write {out_file}: {exc.strerror}")
+        err.print(f"wrote {out_file}", highlight=False, markup=False)
     err.print(
         f"password files in {secrets_dir}/ (give each process its own: "
         "BLACKBOARD_REDIS_USERNAME=<user> BLACKBOARD_REDIS_PASSWORD_FILE=<file>)",
@@ -80,4 +92,4 @@ def generate(
                 await client.aclose()
 
         run(go())
-        err.print(f"created {len(users)} users on the server", highlight=False)
+        err.print(f"created {len(users)} users on the server", highlight=False, markup=False)

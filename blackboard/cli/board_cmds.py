@@ -14,15 +14,19 @@ from blackboard.cli.context import (
     JsonOpt,
     RedisOpt,
     app,
+    cell,
     change_dict,
     dumps,
     entry_dict,
     err,
+    fail,
     need_url,
     out,
     parse_expect,
     parse_json,
     run,
+    terminal_text,
+    writer_id,
 )
 from blackboard.connection import connect
 from blackboard.entry import ABSENT, Entry
@@ -37,7 +41,10 @@ IdemOpt = Annotated[
     str | None,
     typer.Option("--idempotency-key", "-i", help="Retrying with the same key applies once."),
 ]
-WriterOpt = Annotated[str, typer.Option("--writer", help="Writer id recorded with the write.")]
+WriterOpt = Annotated[
+    str,
+    typer.Option("--writer", help="Writer id recorded with the write.", callback=writer_id),
+]
 
 
 def _show_entries(entries: list[Entry], as_json: bool, title: str) -> None:
@@ -45,7 +52,7 @@ def _show_entries(entries: list[Entry], as_json: bool, title: str) -> None:
         for e in entries:
             out.print(dumps(entry_dict(e)), highlight=False, markup=False)
         return
-    table = Table(title=title)
+    table = Table(title=cell(title))
     for col in ("version", "revision", "kind", "writer", "time", "value"):
         table.add_column(col, overflow="fold")
     for e in entries:
@@ -53,10 +60,10 @@ def _show_entries(entries: list[Entry], as_json: bool, title: str) -> None:
         table.add_row(
             str(e.version),
             str(e.revision),
-            e.kind,
-            e.writer,
+            cell(e.kind),
+            cell(e.writer),
             e.time.strftime("%H:%M:%S.%f")[:-3],
-            value,
+            cell(value),
         )
     out.print(table)
 
@@ -85,7 +92,9 @@ def put(
     if as_json:
         out.print(dumps(entry_dict(e)), highlight=False, markup=False)
     else:
-        out.print(f"{e.key} version {e.version} at revision {e.revision}", highlight=False)
+        out.print(
+            f"{e.key} version {e.version} at revision {e.revision}", highlight=False, markup=False
+        )
 
 
 @app.command()
@@ -93,8 +102,8 @@ def get(
     key: Annotated[str, typer.Argument(help="Entry key.")],
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
-    version: Annotated[int | None, typer.Option(help="A past version.")] = None,
-    at_revision: Annotated[int | None, typer.Option(help="As of a board revision.")] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="A past version.")] = None,
+    at_revision: Annotated[int | None, typer.Option(min=0, help="As of a board revision.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read an entry (exit 1 when there is none)."""
@@ -106,8 +115,7 @@ def get(
 
     e = run(go())
     if e is None:
-        err.print(f"error: no entry {key!r} on board {board!r}", highlight=False, markup=False)
-        raise typer.Exit(1)
+        fail(f"no entry {key!r} on board {board!r}")
     if as_json:
         out.print(dumps(entry_dict(e)), highlight=False, markup=False)
     else:
@@ -132,7 +140,11 @@ def delete(
             return await b.delete(key, expect=exp, idempotency_key=idempotency_key)
 
     e = run(go())
-    out.print(f"{e.key} deleted: version {e.version} at revision {e.revision}", highlight=False)
+    out.print(
+        f"{e.key} deleted: version {e.version} at revision {e.revision}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()
@@ -140,7 +152,9 @@ def history(
     key: Annotated[str, typer.Argument(help="Entry key.")],
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many versions.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many versions (newest first).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retained versions of an entry, newest first."""
@@ -158,7 +172,7 @@ def keys(
     pattern: Annotated[str, typer.Argument(help="Glob over entry keys.")] = "*",
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many keys.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many keys.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Live entry keys matching a pattern."""
@@ -173,7 +187,7 @@ def keys(
         out.print(dumps(found), highlight=False, markup=False)
     else:
         for k in found:
-            out.print(k, highlight=False, markup=False)
+            out.print(terminal_text(k), highlight=False, markup=False)
 
 
 @app.command()
@@ -182,12 +196,13 @@ def watch(
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
     since: Annotated[
-        int | None, typer.Option(help="Replay changes after this revision (default: now).")
+        int | None,
+        typer.Option(min=0, help="Replay changes after this revision (default: now)."),
     ] = None,
     idle: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds without a change.")
+        float | None, typer.Option(min=0, help="Stop after this many seconds without a change.")
     ] = None,
-    count: Annotated[int | None, typer.Option(help="Stop after this many changes.")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many changes.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Follow the change log in revision order."""
@@ -196,14 +211,23 @@ def watch(
     async def go() -> None:
         seen = 0
         async with connect(url, board=board) as b:
+            if since is not None:
+                current = await b.revision()
+                if since > current:
+                    err.print(
+                        f"note: board {board} is at revision {current}; waiting for revision "
+                        f"{since + 1}",
+                        highlight=False,
+                        markup=False,
+                    )
             async for c in b.watch(pattern, since=since, idle_timeout=idle):
                 if as_json:
                     out.print(dumps(change_dict(c)), highlight=False, markup=False)
                 else:
                     value = "(deleted)" if c.deleted else dumps(c.value)
                     out.print(
-                        f"[bold]{c.revision}[/] {c.key} v{c.version} {c.kind} "
-                        f"by {c.writer}: {value}",
+                        f"[bold]{c.revision}[/] {cell(c.key)} v{c.version} {cell(c.kind)} "
+                        f"by {cell(c.writer)}: {cell(value)}",
                         highlight=False,
                     )
                 seen += 1
@@ -215,7 +239,9 @@ def watch(
 
 @app.command()
 def server(
-    port: Annotated[int | None, typer.Option(help="TCP port (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="TCP port (default: a free one).")
+    ] = None,
     appendonly: Annotated[bool, typer.Option(help="Turn on AOF persistence.")] = False,
 ) -> None:
     """Start a private Redis server and print its URL; stops on SIGTERM or Ctrl-C."""
@@ -258,7 +284,7 @@ def demo(board: BoardOpt = "demo", redis: RedisOpt = None) -> None:
             try:
                 await b.put("ticket/1", {"state": "stale"}, expect=1)
             except BlackboardError as exc:
-                out.print(f"a stale write is refused: {exc}")
+                out.print(f"a stale write is refused: {exc}", markup=False)
             first = await b.put("ticket/2", {"state": "new"}, idempotency_key="demo-once")
             again = await b.put("ticket/2", {"state": "new"}, idempotency_key="demo-once")
             out.print(f"retried write applied once: version {first.version} == {again.version}")
@@ -271,6 +297,7 @@ def demo(board: BoardOpt = "demo", redis: RedisOpt = None) -> None:
                 out.print(
                     f"  rev {c.revision}: {c.key} v{c.version} {c.kind} {dumps(c.value)}",
                     highlight=False,
+                    markup=False,
                 )
             _show_entries(await b.history("ticket/1"), False, "history of ticket/1")
 

@@ -25,6 +25,8 @@ from blackboard.cli.context import (
     out,
     parse_json,
     run,
+    terminal_text,
+    writer_id,
 )
 from blackboard.compactor import Compactor, CompactorStats
 from blackboard.connection import connect
@@ -42,7 +44,10 @@ Seconds = Annotated[float, typer.Option(min=0, help="Seconds kept; 0 = no age li
 
 def _rules_from_file(path: Path) -> tuple[MergeRule, ...]:
     try:
-        document = tomllib.loads(path.read_text())
+        document = tomllib.loads(path.read_bytes().decode())
+    except UnicodeDecodeError:
+        err.print(f"error: {path} is not UTF-8 text", highlight=False, markup=False)
+        raise typer.Exit(2) from None
     except OSError as exc:
         err.print(f"error: cannot read {path}: {exc.strerror}", highlight=False, markup=False)
         raise typer.Exit(2) from None
@@ -214,7 +219,9 @@ def propose(
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
     confidence: Annotated[float | None, typer.Option(min=0, max=1, help="0..1.")] = None,
-    writer: Annotated[str, typer.Option("--writer", help="Proposer id.")] = "cli",
+    writer: Annotated[
+        str, typer.Option("--writer", help="Proposer id.", callback=writer_id)
+    ] = "cli",
 ) -> None:
     """Propose a value for an entry (replaces this proposer's earlier proposal)."""
     url = need_url(redis)
@@ -224,7 +231,7 @@ def propose(
         async with connect(url, board=board, writer=writer) as b:
             return (await b.propose(key, data, confidence)).revision
 
-    out.print(f"{key}: proposal by {writer} at revision {run(go())}", highlight=False)
+    out.print(f"{key}: proposal by {writer} at revision {run(go())}", highlight=False, markup=False)
 
 
 @app.command()
@@ -257,7 +264,7 @@ def proposals(
         if as_json or not isinstance(item, str):
             out.print(dumps(item), highlight=False, markup=False)
         else:
-            out.print(item, highlight=False, markup=False)
+            out.print(terminal_text(item), highlight=False, markup=False)
 
 
 @app.command()
@@ -266,7 +273,9 @@ def resolve(
     value: Annotated[str, typer.Argument(help="The decided value, JSON ('-' reads stdin).")],
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
-    writer: Annotated[str, typer.Option("--writer", help="Who decides.")] = "human:cli",
+    writer: Annotated[
+        str, typer.Option("--writer", help="Who decides.", callback=writer_id)
+    ] = "human:cli",
 ) -> None:
     """Decide a merge escalation; the compactor writes the value over its proposals."""
     url = need_url(redis)
@@ -281,4 +290,8 @@ def resolve(
     except LookupError as exc:
         err.print(f"error: {exc.args[0]}", highlight=False, markup=False)
         raise typer.Exit(1) from None
-    out.print(f"{key}: decided by {writer}; the compactor applies it next round", highlight=False)
+    out.print(
+        f"{key}: decided by {writer}; the compactor applies it next round",
+        highlight=False,
+        markup=False,
+    )

@@ -23,18 +23,22 @@ from blackboard.cli.context import (
     JsonOpt,
     RedisOpt,
     app,
+    cell,
     dumps,
     err,
+    fail,
     need_url,
     out,
+    read_policy_file,
     run,
+    terminal_text,
+    writer_id,
 )
 from blackboard.connection import connect
 from blackboard.controller import Controller
 from blackboard.decisions import controller_status
 from blackboard.decisions import explain as explain_key
-from blackboard.errors import AgentLoadError, PolicyError
-from blackboard.policy import parse_policy
+from blackboard.errors import AgentLoadError
 from blackboard.policy_board import POLICY_KEY, apply_policy, load_policy, rollback_policy
 from blackboard.runtime import AgentRuntime
 
@@ -75,20 +79,6 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-def _read_policy_file(path: Path) -> str:
-    try:
-        source = path.read_text()
-    except OSError as exc:
-        err.print(f"error: cannot read {path}: {exc.strerror}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
-    try:
-        parse_policy(source, str(path))
-    except PolicyError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
-    return source
-
-
 @app.command()
 def controller(
     board: BoardOpt = "demo",
@@ -96,14 +86,16 @@ def controller(
     policy: Annotated[
         Path | None, typer.Option(help="Apply this policy file first (if it differs).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Controller id (default host:pid).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Controller id (default host:pid).", callback=writer_id)
+    ] = None,
     until_idle: UntilIdleOpt = False,
     idle_after: IdleAfterOpt = 1.0,
     log_level: LogOpt = "info",
 ) -> None:
     """Run a controller: lead when holding the lease, stand by otherwise; SIGTERM stops it."""
     url = need_url(redis)
-    source = _read_policy_file(policy) if policy is not None else None
+    source = read_policy_file(policy)[0] if policy is not None else None
     _logging(log_level)
 
     async def go() -> None:
@@ -112,7 +104,11 @@ def controller(
             if source is not None and policy is not None:
                 entry, written = await apply_policy(b, source, str(policy))
                 state = "applied" if written else "already in force"
-                err.print(f"policy {policy} {state} (version {entry.version})", highlight=False)
+                err.print(
+                    f"policy {policy} {state} (version {entry.version})",
+                    highlight=False,
+                    markup=False,
+                )
             idle = idle_after if until_idle else None
             await Controller(b, name=name).run(stop, idle_exit=idle)
 
@@ -137,7 +133,9 @@ def agent_run(
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Activations run at once (default: the class's).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Agent id (default role@host:pid).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Agent id (default role@host:pid).", callback=writer_id)
+    ] = None,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE passed to the agent.")
     ] = None,
@@ -151,8 +149,7 @@ def agent_run(
     try:
         cls = load_agent(spec)
     except AgentLoadError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     options = dict(_parse_option(o) for o in option or [])
     _logging(log_level)
 
@@ -179,15 +176,18 @@ def agent_list(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOp
     if as_json:
         out.print(dumps(agents), highlight=False, markup=False)
         return
-    table = Table(title=f"{board}: agents")
+    table = Table(title=cell(f"{board}: agents"))
     for col in ("agent", "role", "in flight", "done", "failed", "last beat"):
         table.add_column(col)
     now = time.time() * 1000
     for agent_name, a in sorted(agents.items()):
-        beat = f"{(now - a.get('beat_ms', 0)) / 1000:.1f}s ago"
+        if not isinstance(a, dict):  # not a heartbeat record: show what is there
+            a = {"role": repr(a)}
+        beat_ms = a.get("beat_ms", 0)
+        beat = f"{(now - beat_ms) / 1000:.1f}s ago" if isinstance(beat_ms, int | float) else "?"
         table.add_row(
-            agent_name, a.get("role", ""), str(a.get("inflight", 0)), str(a.get("done", 0)),
-            str(a.get("failed", 0)), beat,
+            cell(agent_name), cell(a.get("role", "")), cell(a.get("inflight", 0)),
+            cell(a.get("done", 0)), cell(a.get("failed", 0)), beat,
         )  # fmt: skip
     out.print(table)
 
@@ -200,7 +200,7 @@ def policy_apply(
 ) -> None:
     """Validate a policy and put it in force (an invalid one is refused: exit 2)."""
     url = need_url(redis)
-    source = _read_policy_file(file)
+    source = read_policy_file(file)[0]
 
     async def go() -> tuple[int, bool]:
         async with connect(url, board=board, writer="cli") as b:
@@ -209,7 +209,11 @@ def policy_apply(
 
     version, written = run(go())
     what = "in force" if written else "already in force"
-    out.print(f"policy {file} {what} as version {version} of {POLICY_KEY}", highlight=False)
+    out.print(
+        f"policy {file} {what} as version {version} of {POLICY_KEY}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @policy_app.command("show")
@@ -223,16 +227,16 @@ def policy_show(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonO
 
     loaded = run(go())
     if loaded is None:
-        err.print(f"error: no policy on board {board!r}", highlight=False, markup=False)
-        raise typer.Exit(1)
+        fail(f"no policy on board {board!r}")
     policy, entry = loaded
     if as_json:
         doc = {"version": entry.version, "file": entry.value.get("file")}
         doc["policy"] = policy.model_dump(mode="json", by_alias=True)
         out.print(dumps(doc), highlight=False, markup=False)
         return
-    out.print(f"# version {entry.version} of {POLICY_KEY}, from {entry.value.get('file')}")
-    out.print(entry.value["source"], highlight=False, markup=False)
+    file = terminal_text(entry.value.get("file"))
+    out.print(f"# version {entry.version} of {POLICY_KEY}, from {file}", markup=False)
+    out.print(terminal_text(entry.value["source"], lines=True), highlight=False, markup=False)
 
 
 @policy_app.command("rollback")
@@ -253,7 +257,7 @@ def explain(
     key: Annotated[str, typer.Argument(help="Entry key.")],
     board: BoardOpt = "demo",
     redis: RedisOpt = None,
-    limit: Annotated[int, typer.Option(help="At most this many decisions.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many decisions.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """Why each role was or was not activated on an entry, newest first."""
@@ -269,7 +273,7 @@ def explain(
             out.print(dumps(d), highlight=False, markup=False)
         return
     if not found:
-        out.print(f"no decisions recorded about {key!r}", highlight=False)
+        out.print(f"no decisions recorded about {key!r}", highlight=False, markup=False)
         return
     for d in found:
         state = ""
@@ -279,12 +283,13 @@ def explain(
             if act.get("error"):
                 state += f" ({act['error']})"
         out.print(
-            f"[bold]{d['decision']}[/] {d['role'] or '-'} on {d['key']} v{d['version']} "
-            f"(rev {d['revision']}, rule {d['rule'] or '-'}){state}",
+            f"[bold]{cell(d['decision'])}[/] {cell(d['role'] or '-')} on {cell(d['key'])} "
+            f"v{cell(d['version'])} (rev {cell(d['revision'])}, rule {cell(d['rule'] or '-')})"
+            f"{cell(state)}",
             highlight=False,
         )
         for reason in d["reasons"]:
-            out.print(f"    {reason}", highlight=False, markup=False)
+            out.print(f"    {terminal_text(reason)}", highlight=False, markup=False)
 
 
 @app.command()
@@ -298,20 +303,22 @@ def agenda(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOpt = 
 
     status = run(go())
     if status is None:
-        err.print("error: no controller has led on this board", highlight=False, markup=False)
-        raise typer.Exit(1)
+        fail("no controller has led on this board")
     if as_json:
         out.print(dumps(status), highlight=False, markup=False)
         return
     age = (time.time() * 1000 - status["time_ms"]) / 1000
     out.print(
-        f"leader {status['leader']} (epoch {status['epoch']}, {age:.1f}s ago), policy "
-        f"{status['policy'] or '-'}, revision {status['revision']}",
+        terminal_text(
+            f"leader {status['leader']} (epoch {status['epoch']}, {age:.1f}s ago), policy "
+            f"{status['policy'] or '-'}, revision {status['revision']}"
+        ),
         highlight=False,
+        markup=False,
     )
     table = Table()
     for col in ("role", "pending", "waiting", "breaker"):
         table.add_column(col)
     for role, r in status["roles"].items():
-        table.add_row(role, str(r["pending"]), str(r["waiting"]), r["breaker"])
+        table.add_row(cell(role), cell(r["pending"]), cell(r["waiting"]), cell(r["breaker"]))
     out.print(table)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from blackboard.cli.context import app, err, out
+from blackboard.cli.context import app, err, fail, out
 from blackboard.errors import BlackboardError
 from blackboard.scenario.load import ScenarioPlan, load_scenario
 from blackboard.scenario.model import ScenarioError
@@ -31,8 +31,7 @@ def _plan(
         plan = load_scenario(scenario)
         return override(plan, items=items, rate=rate, burst=burst, agents=agents, seed=seed)
     except ScenarioError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 @app.command("run")
@@ -66,27 +65,30 @@ def run_command(
         bool, typer.Option("--keep-logs", help="Keep the processes' logs even when the run passes.")
     ] = False,
     check: Annotated[
-        bool, typer.Option("--check", help="Only validate the scenario file, then exit.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Only validate the scenario file and its policies, then exit; the agent "
+            "modules it names are imported (to check their classes), nothing is started.",
+        ),
     ] = False,
 ) -> None:
     """Run a scenario: start the system, drive the workload, inject the faults, check the
     invariants. Exit 0 when every invariant holds, 1 when one fails, 2 on bad input."""
     for path in report or []:
         if path.suffix.lower() not in (".json", ".html", ".htm"):
-            err.print(f"error: --report {path}: use a .json or .html file", highlight=False)
-            raise typer.Exit(2)
+            fail(f"--report {path}: use a .json or .html file", 2)
     plan = _plan(scenario, items, rate, burst, agents, seed)
     if redis and any(f.kind == "server-restart" for f in plan.scenario.faults):
-        err.print(
-            f"error: {scenario} restarts the server (a server-restart fault): it needs the "
+        fail(
+            f"{scenario} restarts the server (a server-restart fault): it needs the "
             "embedded server, not --redis",
-            highlight=False,
+            2,
         )
-        raise typer.Exit(2)
     if check:
         for w in plan.warnings:
             err.print(f"warning: {w}", highlight=False, markup=False)
-        out.print(f"{scenario}: valid", highlight=False)
+        out.print(f"{scenario}: valid", highlight=False, markup=False)
         return
     options = RunOptions(quiet=quiet, redis_url=redis, keep_logs=keep_logs, console=out)
     try:
@@ -95,13 +97,11 @@ def run_command(
         err.print("interrupted: every process and server was stopped", highlight=False)
         raise typer.Exit(130) from None
     except BlackboardError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
+        fail(str(exc))
     for path in report or []:
         try:
             write_report(result.report, path)
         except OSError as exc:
-            err.print(f"error: cannot write {path}: {exc.strerror}", highlight=False)
-            raise typer.Exit(1) from None
+            fail(f"cannot write {path}: {exc.strerror}")
     print_summary(result.report, out)
     raise typer.Exit(result.exit_code)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from blackboard.cli.context import BoardOpt, RedisOpt, app, err, need_url, run
+from blackboard.cli.context import BoardOpt, RedisOpt, app, err, need_url, run, writer_id
 
 
 def _default_user() -> str:
@@ -29,6 +29,7 @@ def tui(
             "--user",
             envvar="BLACKBOARD_USER",
             help="Who decides escalations: writes are recorded as human:<user>.",
+            callback=writer_id,
         ),
     ] = None,
 ) -> None:
