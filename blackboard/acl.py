@@ -1,22 +1,25 @@
 """Least privilege: Redis ACL users per agent role, controller and compactor (no I/O here
 except `apply_users`; imports keys, policy).
 
-Each process kind gets its own user, limited to one board's keys (``bb:{B}:*``):
+Agents run untrusted model output with their role's credentials, so what a role may do is
+what the server lets its user do (docs/security.md). Each process kind gets its own user,
+named unambiguously (board names and role names cannot hold ``:``):
 
-- ``bb.<B>.agent.<role>``: reads the whole board; writes only the entries its role owns
-  (the policy's ``[roles.<role>].writes`` globs), plus the shared keys a commit touches
-  (revision, log, live-key index, idempotency records), its own role queue, agent presence,
-  the outcome stream and proposals. A write outside its scope fails in the server with
-  NOPERM, which the client raises as `PermissionDeniedError`.
-- ``bb.<B>.controller``: reads the board; writes queues, activation records, controller
-  state, decisions, lease and epoch, and reads the log through its consumer group.
-- ``bb.<B>.compactor``: reads and writes every key of the board (merges, trims, snapshots).
+- ``bb:<B>:role:<role>``: reads the board's keys with read-only commands (no SCAN, no
+  RANDOMKEY, no SELECT, nothing outside ``bb:{B}:``); runs the board's functions with FCALL
+  and FCALL_RO and no EVAL/SCRIPT at all; and, through ACL selectors (Redis 7: command + key),
+  may write exactly what those functions write for it: HSET/HDEL on the entries its role owns
+  (the policy's ``[roles.<role>].writes`` globs), INCRBY on the revision counter, XADD on the
+  log and the outcome stream, ZADD/ZREM on the live-key index, SET on its own idempotency
+  scope, the claim commands on its own role queue, HSET on proposals and presence. No SET,
+  DEL, XTRIM or EXPIRE on shared keys. Redis checks ACL inside functions too, so a write
+  outside this is refused with NOPERM (`PermissionDeniedError`); the commit asks first
+  (``redis.acl_check_cmd``) so it refuses before its first write.
+- ``bb:<B>:controller`` and ``bb:<B>:compactor``: trusted processes; data, stream and
+  function commands on every key of the board, no EVAL, ``@dangerous`` or ``@admin``.
 
-Commands: data, stream and scripting commands only; ``@dangerous`` (FLUSHALL, KEYS, CONFIG,
-DEBUG, ...) and ``@admin`` are denied. Scripts cannot escape: Redis checks every command a
-script runs against the caller's ACL. Passwords are stored as SHA-256 (``#<hex>``) in the
-rules; the clear text goes only to files the operator hands to each process
-(``BLACKBOARD_REDIS_PASSWORD_FILE``).
+Passwords are stored as SHA-256 (``#<hex>``) in the rules; the clear text goes only to files
+the operator hands to each process (``BLACKBOARD_REDIS_PASSWORD_FILE``).
 """
 
 from __future__ import annotations
@@ -28,29 +31,57 @@ from pathlib import Path
 
 from blackboard.keys import BoardKeys
 from blackboard.policy import Policy
+from blackboard.secret_files import private_directory, read_password_file, write_password_file
 
-__all__ = ["AclUser", "acl_users", "apply_users", "render_aclfile", "write_secrets"]
+__all__ = ["AclUser", "acl_users", "apply_users", "render_aclfile", "user_name", "write_secrets"]
 
-COMMANDS = (
-    "-@all +@read +@write +@stream +@scripting +@connection +@transaction +@fast "
-    "+time +command +cluster|slots +cluster|shards +cluster|nodes +cluster|myid "
-    "+client|setname +client|id "
-    "-@dangerous -@admin -script|flush -script|kill -function|flush -function|delete "
-    "-function|restore -function|load -flushall -flushdb -keys -swapdb -migrate"
+# what every user needs to connect and find its server
+_CONNECTION = (
+    "+ping +hello +auth +client|setname +client|id +client|info +time "
+    "+readonly +cluster|slots +cluster|shards +cluster|nodes +cluster|myid +cluster|info"
 )
+# the read-only commands a role runs on its board (with %R~ key patterns)
+_READS = (
+    "+fcall_ro +get +mget +hget +hmget +hgetall +hkeys +hlen +hexists +exists +type +pttl "
+    "+xrange +xrevrange +xread +xlen +xpending +xinfo|groups +xinfo|stream "
+    "+zrange +zrangebylex +zrangebyscore +zscore +zmscore +zlexcount +zcard +zscan "
+    "+lrange +llen"
+)
+_TRUSTED = (
+    "-@all +@read +@write +@stream +@connection +@transaction +@fast +fcall +fcall_ro "
+    f"{_CONNECTION} -@dangerous -@admin -flushall -flushdb -keys -swapdb -migrate -select "
+    "-eval -eval_ro -evalsha -evalsha_ro -script"
+)
+COMMANDS = f"-@all {_CONNECTION} {_READS}"
 
 
 @dataclass(frozen=True)
 class AclUser:
-    """One Redis user: its name, what it is for, and its key permissions (ACL syntax)."""
+    """One Redis user: its name, what it is for, its root commands and key permissions, and
+    its selectors (each a parenthesised ``(+cmd ... ~pattern ...)`` ACL rule)."""
 
     name: str
     purpose: str
     keys: tuple[str, ...]
+    commands: str = COMMANDS
+    selectors: tuple[str, ...] = ()
+
+    def args(self, password_hash: str | None = None) -> list[str]:
+        """The rules as ACL SETUSER arguments (each selector one argument)."""
+        secret = f"#{password_hash}" if password_hash else "nopass"
+        return [
+            "on", "resetkeys", "resetchannels", "clearselectors", secret,
+            *self.commands.split(), *self.keys, *self.selectors,
+        ]  # fmt: skip
 
     def rules(self, password_hash: str | None = None) -> str:
-        secret = f"#{password_hash}" if password_hash else "nopass"
-        return " ".join(["on", "resetkeys", "resetchannels", secret, COMMANDS, *self.keys])
+        """The rules as one line of ACL file text."""
+        return " ".join(self.args(password_hash))
+
+
+def user_name(board: str, role: str | None = None, *, kind: str = "role") -> str:
+    """The Redis user of `role` on `board` (or of its controller / compactor: `kind`)."""
+    return f"bb:{board}:role:{role}" if kind == "role" else f"bb:{board}:{kind}"
 
 
 def roles_of(policy: Policy) -> list[str]:
@@ -67,76 +98,71 @@ def roles_of(policy: Policy) -> list[str]:
     return sorted(roles)
 
 
+def role_user(k: BoardKeys, role: str, writes: list[str] | None) -> AclUser:
+    """The user of one role (pure): see the module docstring."""
+    owned = " ".join(f"~{k.entry(p)}" for p in (writes if writes is not None else ["*"]))
+    selectors = (
+        f"(+fcall ~{k.prefix}*)",  # functions may name any board key; inner commands decide
+        f"(+hset +hdel {owned})",
+        f"(+incrby ~{k.rev})",
+        f"(+xadd ~{k.log} ~{k.outcomes})",
+        f"(+zadd +zrem ~{k.index} ~{k.proposed} ~{k.divergent})",
+        f"(+set ~{k.idempotency_scope(role)})",
+        f"(+xreadgroup +xack +xautoclaim +xclaim +xgroup|create ~{k.queue(role)})",
+        f"(+hset +hdel ~{k.agents} ~{k.proposals('*')})",
+    )
+    return AclUser(
+        user_name(k.board, role),
+        f"agents of role {role}: write "
+        + (", ".join(writes) if writes is not None else "any entry (no `writes` given)"),
+        (f"%R~{k.prefix}*",),
+        selectors=selectors,
+    )
+
+
 def acl_users(policy: Policy, board: str) -> list[AclUser]:
     """The users for `board` under `policy` (pure)."""
     k = BoardKeys(board)
-    read_all = f"%R~{k.prefix}*"
-    shared_write = (
-        f"~{k.rev}",
-        f"~{k.log}",
-        f"~{k.index}",
-        f"~{k.idem_prefix}*",
-        f"~{k.outcomes}",
-        f"~{k.agents}",
-        f"~{k.proposals('*')}",
-        f"~{k.proposed}",
-        f"~{k.divergent}",
-    )
-    users = []
-    for role in roles_of(policy):
-        writes = policy.limits(role).writes
-        owned = tuple(f"~{k.entry(p)}" for p in (writes if writes is not None else ["*"]))
-        users.append(
-            AclUser(
-                f"bb.{board}.agent.{role}",
-                f"agents of role {role}: write "
-                + (", ".join(writes) if writes is not None else "any entry (no `writes` given)"),
-                (read_all, *shared_write, f"~{k.queue(role)}", *owned),
-            )
-        )
+    users = [role_user(k, role, policy.limits(role).writes) for role in roles_of(policy)]
     users.append(
         AclUser(
-            f"bb.{board}.controller",
+            user_name(board, kind="controller"),
             "the controller: grants activations, keeps its lease and state",
-            (
-                read_all,
-                f"~{k.log}",
-                f"~{k.outcomes}",
-                f"~{k.queue('*')}",
-                f"~{k.activation('*')}",
-                f"~{k.open_activations}",
-                f"~{k.decisions('*')}",
-                f"~{k.controller_lease}",
-                f"~{k.controller_epoch}",
-                f"~{k.controller_state}",
-                f"~{k.agents}",
-            ),
+            (f"~{k.prefix}*",),
+            _TRUSTED,
         )
     )
     users.append(
-        AclUser(f"bb.{board}.compactor", "the compactor: merges and trims", (f"~{k.prefix}*",))
+        AclUser(
+            user_name(board, kind="compactor"),
+            "the compactor: merges and trims",
+            (f"~{k.prefix}*",),
+            _TRUSTED + " +scan",
+        )
     )
     return users
 
 
 def password_hash(password: str) -> str:
+    """The SHA-256 hex digest of `password`: what an ACL rule stores (``#<hex>``)."""
     return hashlib.sha256(password.encode()).hexdigest()
 
 
 def write_secrets(users: list[AclUser], directory: Path) -> dict[str, str]:
-    """Make a random password per user, write each to `<directory>/<user>.password` (0600);
-    return user -> SHA-256 of its password. Existing files are kept (stable passwords)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Make a random password per user, write each to `<directory>/<user>.password` (0600,
+    in a directory created or tightened to 0700); return user -> SHA-256 of its password.
+    An existing file is reused (stable passwords) only when it is safe: a regular file of
+    this user, private, with a password of at least 16 characters. Raises SecretFileError
+    naming the directory or file otherwise; nothing is overwritten."""
+    private_directory(directory)
     hashes = {}
     for user in users:
         path = directory / f"{user.name}.password"
-        if path.exists():
-            password = path.read_text().splitlines()[0].strip()
-        else:
-            password = secrets.token_urlsafe(24)
-            path.touch(mode=0o600)
-            path.write_text(password + "\n")
-        path.chmod(0o600)
+        password = secrets.token_urlsafe(24)
+        try:
+            write_password_file(path, password)
+        except FileExistsError:
+            password = read_password_file(path)
         hashes[user.name] = password_hash(password)
     return hashes
 
@@ -153,7 +179,6 @@ def render_aclfile(users: list[AclUser], hashes: dict[str, str] | None = None) -
 async def apply_users(redis: object, users: list[AclUser], hashes: dict[str, str]) -> None:
     """ACL SETUSER each user on a running server, as an admin connection (`redis`)."""
     for user in users:
-        args = user.rules(hashes.get(user.name)).split()
         await redis.execute_command(  # type: ignore[attr-defined]
-            "ACL", "SETUSER", user.name, "reset", *args
+            "ACL", "SETUSER", user.name, "reset", *user.args(hashes.get(user.name))
         )

@@ -1,10 +1,10 @@
 """The board client: versioned reads and compare-and-set writes over one Redis connection.
 
 Sits above keys/scripts/codec/schema/ops and below the controller, compactor and agent
-runtime. Every write is one EVALSHA of ``lua/commit.lua`` carrying an idempotency key (the
-caller's, or one generated per call), so a write that redis-py resends after a dropped
-connection still takes effect once. This module is longer than 400 lines because the write
-path (encode, commit, decode the answer) reads best in one place.
+runtime. Every write is one FCALL of the library's commit (``lua/commit.lua``) carrying an
+idempotency key (the caller's, or one generated per call), so a write that redis-py resends
+after a dropped connection still takes effect once. This module is longer than 400 lines
+because the write path (encode, commit, decode the answer) reads best in one place.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from redis.exceptions import (
 )
 from redis.exceptions import (
     NoPermissionError,
-    NoScriptError,
     RedisError,
     ResponseError,
 )
@@ -102,9 +101,10 @@ class Board:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         schemas: SchemaRegistry | None = None,
+        scope: str = "@",
     ) -> None:
         self.redis = redis
-        self.keys_ = BoardKeys(board)
+        self.keys_ = BoardKeys(board, scope)
         self.name = board
         self.writer = writer
         self.settings = settings or Settings()
@@ -116,6 +116,7 @@ class Board:
         self._idem_prefix = "~" + os.urandom(6).hex() + ":"
         self._idem_counter = itertools.count(1)
         self._meta_cache: dict[tuple[str | None, int | None], bytes] = {}
+        self.forged_events = 0  # log events dropped by watch() because no record backs them
 
     # -- scoping -----------------------------------------------------------------------------
 
@@ -138,6 +139,7 @@ class Board:
             rng=self._rng,
             sleep=self._sleep,
             schemas=self._schemas,
+            scope=self.keys_.scope,
         )
         return view
 
@@ -600,11 +602,19 @@ class Board:
         if status == b"fenced":
             raise LeaseLostError(self.fence.redis_key if self.fence else "?", res[1].decode())
         if status == b"reused":
-            raise IdempotencyKeyReusedError(idem_key.split(":idem:", 1)[-1])
-        if status == b"badop":
-            raise InvalidValueError(ops[int(res[1]) - 1].key, res[2].decode())
-        if status == b"corrupt":
-            raise CorruptEntryError(ops[int(res[1]) - 1].key, res[2].decode(errors="replace"))
+            raise IdempotencyKeyReusedError(idem_key[len(self.keys_.idem_prefix) :])
+        if status == b"denied":
+            i = int(res[1])
+            where = ops[i - 1].key if i > 0 else "the commit"
+            raise PermissionDeniedError(f"Redis refused {where}: {res[2].decode()}")
+        if status in (b"badop", b"corrupt"):
+            # op index 0: the commit as a whole (its shared keys or idempotency record)
+            i = int(res[1])
+            where = ops[i - 1].key if i > 0 else (idem_key[len(self.keys_.idem_prefix) :])
+            why = res[2].decode(errors="replace")
+            if status == b"badop":
+                raise InvalidValueError(where, why)
+            raise CorruptEntryError(where, why)
         raise BoardUnavailableError(f"unexpected answer from the commit script: {res!r}")
 
     def _written(
@@ -697,19 +707,8 @@ class Batch:
         if not queued:
             return self.results
         try:
-            async with board.redis.pipeline(transaction=False) as pipe:
-                for _ops, keys, args, _values, _fp in queued:
-                    scripts.COMMIT.queue(pipe, keys, args)
-                raw = await pipe.execute(raise_on_error=False)
-            missing = [i for i, r in enumerate(raw) if _is_noscript(r)]
-            if missing:  # nothing ran for these: send them again with the full source
-                async with board.redis.pipeline(transaction=False) as pipe:
-                    for i in missing:
-                        _ops, keys, args, _values, _fp = queued[i]
-                        scripts.COMMIT.queue(pipe, keys, args, full=True)
-                    again = await pipe.execute(raise_on_error=False)
-                for i, res in zip(missing, again, strict=True):
-                    raw[i] = res
+            commands = [scripts.COMMIT.command(keys, args) for _o, keys, args, _v, _f in queued]
+            raw = await scripts.pipelined(board.redis, commands)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         for (ops, keys, _args, values, fp), res in zip(queued, raw, strict=True):
@@ -721,9 +720,3 @@ class Batch:
             except BlackboardError as err:
                 self.results.append(err)
         return self.results
-
-
-def _is_noscript(res: Any) -> bool:
-    return isinstance(res, NoScriptError) or (
-        isinstance(res, ResponseError) and "NOSCRIPT" in str(res)
-    )

@@ -35,8 +35,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from blackboard import scripts
 from blackboard.board import Board, wrap_redis_error
-from blackboard.errors import BoardUnavailableError, PermissionDeniedError
-from blackboard.keys import BoardKeys, check_board
+from blackboard.errors import BoardUnavailableError, LibraryMissingError, PermissionDeniedError
+from blackboard.keys import BoardKeys, check_board, scope_of_user
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
 
@@ -75,11 +75,15 @@ def _tls(settings: Settings) -> dict[str, Any]:
 
 def redis_from_url(url: str, settings: Settings) -> Any:
     """An asyncio client (`Redis` or `RedisCluster`) for `url`, whose commands are resent
-    after a dropped connection (safe: every write carries an idempotency key).
-    Raises BoardUnavailableError for an unusable URL."""
+    after a dropped connection (safe: every write carries an idempotency key). A user set in
+    `settings` replaces the URL's user and password. Raises BoardUnavailableError for an
+    unusable URL (its message shows the URL without its password)."""
+    from blackboard.redact import redact_url, split_credentials
+
+    shown = redact_url(url)
     if not url.startswith(SCHEMES):
         raise BoardUnavailableError(
-            f"unsupported Redis URL {url!r}: use redis://, rediss://, unix://, "
+            f"unsupported Redis URL {shown!r}: use redis://, rediss://, unix://, "
             "redis+cluster:// or rediss+cluster://"
         )
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=6)
@@ -95,13 +99,29 @@ def redis_from_url(url: str, settings: Settings) -> Any:
     tls = url.startswith("rediss")
     if tls:
         kwargs.update(_tls(settings))
+    secret: str | None = None
     try:
+        bare, _user, secret = split_credentials(url)
+        if settings.redis_username:  # the URL's credentials would win over kwargs in redis-py
+            url = bare
         if "+cluster://" in url:
             plain = url.replace("+cluster://", "://", 1)
             return RedisCluster.from_url(plain, **kwargs)
         return Redis.from_url(url, health_check_interval=0, **kwargs)
     except (ValueError, TypeError, RedisError) as exc:
-        raise BoardUnavailableError(f"bad Redis URL {url!r}: {exc}") from exc
+        detail = str(exc).replace(secret, "***") if secret else str(exc)
+        # not chained: the cause's text (shown in tracebacks) may hold the password
+        raise BoardUnavailableError(f"bad Redis URL {shown!r}: {detail}") from None
+
+
+def _username(redis: Any) -> str | None:
+    """The ACL user a client logs in as (from its connection settings)."""
+    pool = getattr(redis, "connection_pool", None)
+    if pool is not None:
+        name = pool.connection_kwargs.get("username")
+    else:  # a cluster client keeps the settings of its nodes' connections
+        name = getattr(redis, "connection_kwargs", {}).get("username")
+    return name if isinstance(name, str) else None
 
 
 def default_writer() -> str:
@@ -109,17 +129,20 @@ def default_writer() -> str:
 
 
 async def _ready(redis: Any, board: str) -> None:
-    """Ping the board's server and preload the scripts; raises BoardUnavailableError."""
+    """Ping the board's server and check that it has this client's functions library (an
+    admin connection loads it when missing); raises BoardUnavailableError,
+    LibraryMissingError."""
     try:
         if isinstance(redis, RedisCluster):
-            # only the board's node matters; scripts load there on first NOSCRIPT
             await redis.initialize()
             node = redis.get_node_from_key(BoardKeys(board).rev)
             await redis.execute_command("PING", target_nodes=node)
+            await scripts.check_library(redis, node)
         else:
             await redis.ping()
-            for script in scripts.ALL:
-                await script.ensure_loaded(redis)
+            await scripts.check_library(redis)
+    except LibraryMissingError:
+        raise
     except (RedisError, RedisClusterException, OSError) as exc:
         err = wrap_redis_error(exc) if isinstance(exc, RedisError) else None
         raise (err or BoardUnavailableError(f"Redis is unreachable: {exc}")) from exc
@@ -152,7 +175,7 @@ async def connect(
             try:
                 await _ready(redis, board)
                 break
-            except PermissionDeniedError:
+            except (PermissionDeniedError, LibraryMissingError):
                 await redis.aclose()
                 raise
             except BoardUnavailableError:
@@ -161,7 +184,8 @@ async def connect(
                     raise
                 await asyncio.sleep(0.2)
         try:
-            yield Board(redis, board, writer or default_writer(), settings)
+            scope = settings.idempotency_scope or scope_of_user(_username(redis))
+            yield Board(redis, board, writer or default_writer(), settings, scope=scope)
         finally:
             await redis.aclose()
     finally:

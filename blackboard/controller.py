@@ -41,6 +41,7 @@ from blackboard.policy import Policy
 from blackboard.policy_board import POLICY_KEY, load_policy, policy_of
 from blackboard.rules import compile_rules, rules_for_key
 from blackboard.settings import Settings
+from blackboard.watch import check_args
 
 __all__ = ["GROUP", "Controller"]
 
@@ -94,6 +95,7 @@ class Controller:
         self.admission = Admission(board, self.policy, self.agenda)
         self.leading = asyncio.Event()
         self.processed = 0
+        self.forged = 0  # log and outcome events dropped because no record backs them
         self._events = 0
         self._waiting_events: dict[str, int] = {}
         self._last_rev = 0
@@ -345,8 +347,33 @@ class Controller:
 
     # -- deciding -------------------------------------------------------------------------
 
+    async def _verify(self, logs: list[Any], outcomes: list[Any]) -> tuple[set[str], set[str]]:
+        """The ids of the log and outcome events no record backs (forged: a role user may
+        XADD to both streams), checked in the server in one call (lua/log_check.lua)."""
+        args = check_args(logs)
+        for entry_id, fields in outcomes:
+            if fields is not None:
+                args += [entry_id, fields.get(b"a", b"")]
+        if len(args) == 1:
+            return set(), set()
+        try:
+            res: Any = await scripts.LOG_CHECK(self.redis, [self.keys.log], args)
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        return {_s(i) for i in res[0]}, {_s(i) for i in res[1]}
+
     async def _process(self, logs: list[Any], outcomes: list[Any], replay: bool = False) -> None:
         now = self.clock()
+        forged_logs, forged_outcomes = await self._verify(logs, outcomes)
+        if forged_logs or forged_outcomes:
+            self.forged += len(forged_logs) + len(forged_outcomes)
+            log.warning(
+                "dropped %d log and %d outcome events that no record backs (forged?): %s",
+                len(forged_logs), len(forged_outcomes),
+                ", ".join(sorted(forged_logs | forged_outcomes)[:5]),
+            )  # fmt: skip
+            logs = [(i, None) if i in forged_logs else (i, f) for i, f in logs]
+            outcomes = [(i, None) if i in forged_outcomes else (i, f) for i, f in outcomes]
         batch, self._deferred = self._deferred or GrantBatch(self.keys), None
         for entry_id, fields in outcomes:
             batch.outcome_acks.append(entry_id)
@@ -357,8 +384,9 @@ class Controller:
                     _s(fields.get(b"w", b"")), now,
                 )  # fmt: skip
         for entry_id, fields in logs:
-            if fields is None:
+            if fields is None:  # deleted from the stream, or forged
                 batch.log_acks.append(entry_id)
+                self._last_rev = max(self._last_rev, int(entry_id.split("-", 1)[0]))
                 continue
             await self._event(batch, entry_id, fields, now, replay)
         granted = self.agenda.dispatch(now)
@@ -546,6 +574,7 @@ class Controller:
             "revision": self._last_rev,
             "waiting": self.agenda.waiting,
             "open": len(self.agenda.open),
+            "forged": self.forged,
             "roles": self.agenda.status(),
             "time_ms": int(self.clock() * 1000),
         }

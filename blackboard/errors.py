@@ -15,6 +15,7 @@ caller needs to decide what to do next::
     ├── LeaseLostError             a fenced write whose claim or lease is no longer held
     ├── PermissionDeniedError      the Redis ACL user may not do this (NOPERM)
     ├── BoardUnavailableError      Redis cannot be reached or answered with an error
+    │   └── LibraryMissingError    the server lacks this client's functions library (deploy it)
     ├── ServerNotFoundError        no URL given and no server binary to start one
     ├── PolicyError                a policy document is invalid (file, line, reason)
     ├── DeadlineExceededError      an agent's handler ran past its activation's deadline
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidValueError",
     "LeaseLostError",
+    "LibraryMissingError",
     "PermissionDeniedError",
     "PolicyError",
     "RetryExhaustedError",
@@ -146,6 +148,20 @@ class BoardUnavailableError(BlackboardError, ConnectionError):
     """Redis could not be reached or failed; retry later or check the URL."""
 
 
+class LibraryMissingError(BoardUnavailableError):
+    """The server has no copy of the board's Redis Functions library at this client's version
+    (never deployed, or older than the client). An admin runs `blackboard deploy` once per
+    server (every primary of a cluster); role users may not load code themselves."""
+
+    def __init__(self, version: str, detail: str = "") -> None:
+        self.version = version
+        msg = (
+            f"the server has no blackboard functions library {version} (missing, or older than "
+            "this client): an admin must run `blackboard deploy --url <admin url>`"
+        )
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
 class ServerNotFoundError(BlackboardError):
     """No Redis URL was given and no server binary exists to start a private one."""
 
@@ -182,14 +198,16 @@ class AgentLoadError(BlackboardError):
 
 
 # Proposals and the compactor (docs/compactor.md) add, directly under BlackboardError:
-#   MergePolicyError     the [[merge]] tables of a policy are invalid
+#   MergePolicyError     the [[merge]] tables of a policy are invalid, or name a custom
+#                        merge function the compactor's allow-list does not give it
 #   BoardNotEmptyError   an import into a board that already holds data was refused
 #   SnapshotError        a snapshot document cannot be read; nothing was imported
 
 
 class MergePolicyError(BlackboardError, ValueError):
     """The ``[[merge]]`` tables of a policy are invalid; fix the table named. A running
-    compactor keeps the merge rules it had."""
+    compactor keeps the merge rules it had. Also raised for a custom merge function that is
+    not on the compactor's allow-list, or that cannot be loaded: its entries escalate."""
 
 
 class BoardNotEmptyError(BlackboardError):
@@ -212,3 +230,21 @@ __all__ += ["BoardNotEmptyError", "MergePolicyError", "SnapshotError"]
 class ActivationClosedError(BlackboardError):
     """A handler staged a write after its activation ended (its deadline passed, or its
     result was committed); the write is refused."""
+
+
+# Deployment secrets (docs/deployment.md) add, directly under BlackboardError:
+#   SecretFileError      a secrets directory or password file is unsafe or unusable
+
+
+class SecretFileError(BlackboardError):
+    """A secrets directory or password file cannot be trusted (not a regular file, another
+    owner, readable or writable by group or others, too short a password) or used; nothing
+    was read from it. Fix or delete the file named in `path`, as `reason` says."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+__all__ += ["SecretFileError"]

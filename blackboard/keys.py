@@ -10,7 +10,10 @@ tag: one board lives on one Redis Cluster slot, and every multi-key script stays
 ``bb:{B}:rev``          string      board revision counter (one step per commit)
 ``bb:{B}:log``          stream      change log; event id ``<revision>-1``
 ``bb:{B}:index``        zset        live entry keys (score 0, lexicographic order)
-``bb:{B}:idem:<id>``    string      idempotency record, expires after a TTL
+``bb:{B}:idem:<s>:<id>`` string     idempotency record of scope ``<s>`` (a role, or
+                                    ``@`` / ``@controller`` / ``@compactor``), with a TTL
+``bb:{B}:config``       hash        board settings the server enforces (written by the
+                                    deployer): ``max_value_bytes``
 ``bb:{B}:q:<role>``     stream      activation queue of a role; consumer group ``agents``
                                     (pending list = claims), one consumer per agent
 ``bb:{B}:act:<id>``     hash        activation record: role, key, version, rule, why,
@@ -55,6 +58,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 200
 _KEY_RE = re.compile(r"[A-Za-z0-9_\-./:@=+,]+")
 _PATTERN_RE = re.compile(r"[A-Za-z0-9_\-./:@=+,*?\[\]]+")
 _BOARD_RE = re.compile(r"[A-Za-z0-9_\-.]+")
+_SCOPE_RE = re.compile(r"@[a-z]*|[A-Za-z0-9_\-.]{1,64}")
 
 
 def check_board(board: str) -> str:
@@ -103,18 +107,36 @@ def check_idempotency_key(idempotency_key: str) -> str:
     return idempotency_key
 
 
+def scope_of_user(username: str | None) -> str:
+    """The idempotency scope of a Redis user named by `acl.user_name`: the role of an agent
+    user, ``@controller`` / ``@compactor``, else ``@`` (admin and unscoped clients)."""
+    parts = (username or "").split(":")
+    if len(parts) == 4 and parts[0] == "bb" and parts[2] == "role":
+        return parts[3]
+    if len(parts) == 3 and parts[0] == "bb" and parts[2] in ("controller", "compactor"):
+        return "@" + parts[2]
+    return "@"
+
+
 class BoardKeys:
-    """Key names of one board; create one per board and reuse it (the prefix is cached)."""
+    """Key names of one board; create one per board and reuse it (the prefix is cached).
 
-    __slots__ = ("board", "idem_prefix", "index", "log", "prefix", "rev")
+    `scope` names the idempotency namespace this client writes in: each role's ACL user may
+    write only its own, so no role can plant or read-modify another's records."""
 
-    def __init__(self, board: str) -> None:
+    __slots__ = ("board", "config", "idem_prefix", "index", "log", "prefix", "rev", "scope")
+
+    def __init__(self, board: str, scope: str = "@") -> None:
         self.board = check_board(board)
+        if not _SCOPE_RE.fullmatch(scope):
+            raise InvalidKeyError(scope, "idempotency scope must be a role name or @<word>")
+        self.scope = scope
         self.prefix = f"bb:{{{board}}}:"
         self.rev = self.prefix + "rev"
         self.log = self.prefix + "log"
         self.index = self.prefix + "index"
-        self.idem_prefix = self.prefix + "idem:"
+        self.config = self.prefix + "config"
+        self.idem_prefix = self.prefix + "idem:" + scope + ":"
 
     def entry(self, key: str) -> str:
         """The hash holding entry `key` and its retained versions."""
@@ -129,8 +151,13 @@ class BoardKeys:
         return redis_key[len(self.prefix) + 2 :]
 
     def idempotency(self, idempotency_key: str) -> str:
-        """The string holding the result of the commit that used `idempotency_key`."""
+        """The string holding the result of the commit that used `idempotency_key` (in this
+        client's scope)."""
         return self.idem_prefix + idempotency_key
+
+    def idempotency_scope(self, scope: str) -> str:
+        """The ACL pattern of every idempotency record of `scope`."""
+        return self.prefix + "idem:" + scope + ":*"
 
     def queue(self, role: str) -> str:
         """The activation queue (stream) of `role`."""

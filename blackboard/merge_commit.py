@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from blackboard import codec, scripts
 from blackboard.board import wrap_redis_error
@@ -84,28 +84,12 @@ class MergeCommit:
 
 async def _pipelined(board: Board, calls: list[tuple[scripts.Script | None, Any]]) -> list[Any]:
     """Run (script, (keys, args)) or (None, (command, *args)) in one round trip; results
-    or exceptions in order. Calls that met NOSCRIPT are sent again with the full source."""
+    or exceptions in order (scripts.pipelined: a missing library is loaded once)."""
+    commands = [call if script is None else script.command(*call) for script, call in calls]
     try:
-        async with board.redis.pipeline(transaction=False) as pipe:
-            for script, call in calls:
-                if script is None:
-                    pipe.execute_command(*call)
-                else:
-                    script.queue(pipe, *call)
-            raw = list(await pipe.execute(raise_on_error=False))
-        missing = [i for i, r in enumerate(raw) if isinstance(r, NoScriptError)]
-        if missing:  # nothing ran for these
-            async with board.redis.pipeline(transaction=False) as pipe:
-                for i in missing:
-                    script, call = calls[i]
-                    assert script is not None
-                    script.queue(pipe, *call, full=True)
-                again = await pipe.execute(raise_on_error=False)
-            for i, res in zip(missing, again, strict=True):
-                raw[i] = res
+        return await scripts.pipelined(board.redis, commands)
     except RedisError as exc:
         raise wrap_redis_error(exc) from exc
-    return raw
 
 
 async def read_for_merge(board: Board, keys: Sequence[str]) -> list[MergeState | BlackboardError]:

@@ -17,8 +17,9 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
+from blackboard import scripts
 from blackboard.scripts import Script
 
 __all__ = ["Batcher", "Call", "send"]
@@ -26,44 +27,25 @@ __all__ = ["Batcher", "Call", "send"]
 Call = tuple[Script, Sequence[Any], Sequence[Any]]
 
 
-def _noscript(res: Any) -> bool:
-    # redis-py turns the NOSCRIPT reply into NoScriptError("No matching script...")
-    return isinstance(res, NoScriptError) or (
-        isinstance(res, ResponseError) and "NOSCRIPT" in str(res)
-    )
-
-
 async def send(redis: Redis, calls: Sequence[Call]) -> list[Any]:
     """Run every (script, keys, args) call; results in order (a ResponseError for a call the
-    server refused). Raises redis-py's connection errors."""
+    server refused). Raises redis-py's connection errors and LibraryMissingError."""
     pool = getattr(redis, "connection_pool", None)
+    commands = [s.command(list(k), list(a)) for s, k, a in calls]
     if pool is None:
-        async with redis.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                script.queue(pipe, list(keys), list(args))
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-    else:
-        results = await _send_packed(pool, [("EVALSHA", s.sha, k, a) for s, k, a in calls])
-    missing = [i for i, r in enumerate(results) if _noscript(r)]
-    if missing:  # the server lost its script cache: nothing ran, send the source
-        again = [("EVAL", calls[i][0].source, calls[i][1], calls[i][2]) for i in missing]
-        if pool is None:
-            async with redis.pipeline(transaction=False) as pipe:
-                for verb, src, keys, args in again:
-                    pipe.execute_command(verb, src, len(keys), *keys, *args)
-                redone = await pipe.execute(raise_on_error=False)
-        else:
-            redone = await _send_packed(pool, again)
+        return await scripts.pipelined(redis, commands)
+    results = await _send_packed(pool, commands)
+    missing = [i for i, r in enumerate(results) if scripts.is_missing(r)]
+    if missing:  # the server lacks the library: nothing ran for these
+        await scripts.load_library(redis)
+        redone = await _send_packed(pool, [commands[i] for i in missing])
         for i, res in zip(missing, redone, strict=True):
             results[i] = res
     return results
 
 
-async def _send_packed(pool: Any, commands: list[tuple[str, str, Any, Any]]) -> list[Any]:
-    packed = b"".join(
-        hiredis.pack_command((verb, body, len(keys), *keys, *args))
-        for verb, body, keys, args in commands
-    )
+async def _send_packed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    packed = b"".join(hiredis.pack_command(cmd) for cmd in commands)
     conn = await pool.get_connection()
     try:
         await conn.send_packed_command(packed, check_health=False)

@@ -31,6 +31,7 @@ from blackboard.errors import (
     IdempotencyKeyReusedError,
     InvalidValueError,
     LeaseLostError,
+    PermissionDeniedError,
 )
 from blackboard.keys import check_idempotency_key, check_key
 from blackboard.schema import SchemaRegistry
@@ -172,6 +173,12 @@ async def propose(
         raise LeaseLostError(fence.redis_key if fence else "?", res[1].decode())
     elif status == b"reused":
         raise IdempotencyKeyReusedError(idem)
+    elif status == b"denied":
+        raise PermissionDeniedError(f"Redis refused proposing {key}: {res[2].decode()}")
+    elif status == b"badop":
+        raise InvalidValueError(key, res[2].decode(errors="replace"))
+    elif status == b"corrupt":
+        raise CorruptEntryError(key, res[2].decode(errors="replace"))
     else:
         raise BoardUnavailableError(f"unexpected answer from the propose script: {res!r}")
     return Proposal(key, board.writer, value, conf, revision, ts, base, causation)

@@ -90,7 +90,9 @@ class AgentRuntime:
         patched = self.settings.model_copy(
             update={"idempotency_ttl": self.settings.activation_idempotency_ttl}
         )
-        self.board = Board(board.redis, board.name, self.name, patched)
+        # an agent's commits are remembered in its role's idempotency scope, the only one its
+        # role's ACL user may write (acl.py)
+        self.board = Board(board.redis, board.name, self.name, patched, scope=self.role)
         self.redis = board.redis
         self.concurrency = max(1, concurrency or type(agent).concurrency)
         self.clock = clock

@@ -6,8 +6,10 @@ Library code receives a `Settings` instance explicitly; only `connect()` and the
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
     )
     redis_password_file: str | None = Field(
         None, description="file whose first line is the Redis password"
+    )
+    idempotency_scope: str | None = Field(
+        None,
+        description="idempotency namespace this client writes in (default: the role of the "
+        "ACL user, from its name bb:<board>:role:<role>; '@' for other users)",
     )
     tls_ca_file: str | None = Field(None, description="CA bundle for rediss:// servers")
     tls_cert_file: str | None = Field(None, description="client certificate for rediss://")
@@ -91,3 +98,25 @@ class Settings(BaseSettings):
     activation_ttl: int = Field(
         86_400, ge=0, description="seconds a finished activation's record is kept (0 = always)"
     )
+
+    # compactor (compactor.py, merge_functions.py)
+    merge_functions: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="the compactor's allow-list of custom merge functions a policy may name: "
+        "'name=package.module:function,...' (BLACKBOARD_MERGE_FUNCTIONS); installed packages "
+        "add theirs as entry points in group 'blackboard.merge_functions'",
+    )
+
+    @field_validator("merge_functions", mode="before")
+    @classmethod
+    def _merge_functions(cls, value: Any) -> Any:
+        """``name=module:function`` pairs separated by commas; the allow-list checks them."""
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, sep, target = item.partition("=")
+            if not sep or not name.strip() or not target.strip():
+                raise ValueError(f"{item!r} is not name=package.module:function")
+            pairs[name.strip()] = target.strip()
+        return pairs

@@ -5,7 +5,7 @@ lines because it is run by path and keeps every phase, its checks and its report
 file. It starts its own private server (``blackboard.RedisServer``; unix socket unless
 ``--tcp``) and, in one run against that one server, measures
 
-  (a) a bare redis-py loop: EVALSHA of ``commit.lua`` with arguments pre-encoded once by
+  (a) a bare redis-py loop: FCALL of the library commit with arguments pre-encoded once by
       ``Board._encode`` (only the idempotency key changes per call, so each is a real commit)
   (b) ``board.put`` of the same ~200-byte value, one client
   (c) the textbook WATCH/GET/MULTI/SET/EXEC read-modify-write, one client
@@ -155,17 +155,17 @@ async def single_client_phases(
     async with blackboard.connect(url, board=board_name, writer="bench") as board:
         r: Redis = board.redis
 
-        # (a) bare EVALSHA with arguments encoded once; only the idempotency key changes
+        # (a) bare FCALL with arguments encoded once; only the idempotency key changes
         keys, args, _values, _fp = board._encode([Put("bench/a", VALUE)], None, None)
         idem_base = board.keys_.idempotency(f"~bare{uuid.uuid4().hex[:8]}:")
-        sha, nkeys = scripts.COMMIT.sha, len(keys)
+        fname, nkeys = scripts.COMMIT.fname, len(keys)
         a_seq = itertools.count()
         a_bad = 0
 
         async def bare(_i: int) -> None:
             nonlocal a_bad
             keys[3] = idem_base + str(next(a_seq))
-            res = await r.execute_command("EVALSHA", sha, nkeys, *keys, *args)  # type: ignore[no-untyped-call]
+            res = await r.execute_command("FCALL", fname, nkeys, *keys, *args)  # type: ignore[no-untyped-call]
             if res[0] != b"ok":
                 a_bad += 1
 
@@ -489,7 +489,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     upd = d["update"][top]["goodput_per_s"]
     e_clean = res["phases"]["e"]["conflicts"] == 0
     out = [
-        _target("(b) put >= 0.85 x (a) bare EVALSHA", b / a if a else None, 0.85),
+        _target("(b) put >= 0.85 x (a) bare FCALL", b / a if a else None, 0.85),
         _target("(b) put >= 2 x (c) WATCH/MULTI/EXEC", b / c if c else None, 2.0),
     ]
     for variant, runs in d.items():
@@ -529,7 +529,7 @@ def render(res: dict[str, Any]) -> str:
         f"{'phase':<40}{'commits/s':>11}{'p50 us':>10}{'p99 us':>10}{'cpu us':>8}  notes",
     ]
     rows = [
-        ("a", "(a) bare redis-py EVALSHA commit", f"not ok {ph['a']['not_ok']}"),
+        ("a", "(a) bare redis-py FCALL commit", f"not ok {ph['a']['not_ok']}"),
         ("b", "(b) board.put", ""),
         ("c", "(c) WATCH/GET/MULTI/SET/EXEC", ""),
         (

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from blackboard import scripts
 from blackboard.acl import acl_users, apply_users, render_aclfile, write_secrets
 from blackboard.cli.context import (
     BoardOpt,
@@ -75,7 +76,7 @@ def generate(
     )
     for user in users:
         err.print(f"  {user.name}: {user.purpose}", highlight=False, markup=False)
-        if user.name.startswith(f"bb.{board}.agent.") and "no `writes` given" in user.purpose:
+        if user.name.startswith(f"bb:{board}:role:") and "no `writes` given" in user.purpose:
             err.print(
                 f"warning: {user.purpose} (add writes = [...] to its [roles] table)",
                 highlight=False,
@@ -88,8 +89,13 @@ def generate(
             client = redis_from_url(url, Settings())
             try:
                 await apply_users(client, users, hashes)
+                await scripts.load_library(client)  # role users may not load it themselves
             finally:
                 await client.aclose()
 
         run(go())
-        err.print(f"created {len(users)} users on the server", highlight=False, markup=False)
+        err.print(
+            f"created {len(users)} users and loaded functions library {scripts.VERSION}",
+            highlight=False,
+            markup=False,
+        )

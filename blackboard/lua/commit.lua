@@ -30,9 +30,35 @@
 --   {'conflict', op index (1-based), actual version, current record or false, deleted 0/1}
 --   {'fenced', reason}      {'reused'}      {'badop', op index, message}
 --   {'corrupt', op index, reason}   the Redis key of that entry holds no readable entry
+--   {'denied', op index, reason}    the calling ACL user may not write it (0: a shared key)
+-- (op index 0 in 'badop' / 'corrupt' / 'denied': the commit as a whole)
 --
 -- A record (one field per version in the entry hash) is
 --   '<revision>|<time_ms>|<kind>|<len(meta)>|' .. meta .. value
+
+-- Every Redis key is checked against the board's prefix and the entry keys it records, and
+-- everything that can fail is checked before the first write (docs/security.md).
+local prefix, bad_keys = board_prefix(KEYS[1], KEYS[2])
+if not prefix then return {'badop', 0, bad_keys} end
+if KEYS[3] ~= prefix .. 'index' then return {'badop', 0, 'the index is not the board\'s'} end
+local n = tonumber(ARGV[11])
+if not n or n < 1 or #KEYS ~= 5 + n or #ARGV < 11 + 6 * n then
+  return {'badop', 0, 'malformed commit: wrong number of keys or arguments'}
+end
+if not valid_writer(ARGV[9]) then return {'badop', 0, 'writer id has control characters'} end
+if string.find(KEYS[4], prefix .. 'idem:', 1, true) ~= 1 then
+  return {'badop', 0, 'the idempotency record is not a key of this board'}
+end
+if KEYS[5] ~= KEYS[1] and string.find(KEYS[5], prefix, 1, true) ~= 1 then
+  return {'badop', 0, 'the fence key is not a key of this board'}
+end
+for i = 1, n do
+  local entry_key = ARGV[11 + (i - 1) * 6 + 3]
+  if not valid_entry_key(entry_key) then return {'badop', i, 'invalid entry key'} end
+  if KEYS[5 + i] ~= prefix .. 'e:' .. entry_key then
+    return {'badop', i, 'the entry hash does not belong to the entry key it records'}
+  end
+end
 
 local replayed = replay(KEYS[4], ARGV[1])
 if replayed then return replayed end
@@ -41,14 +67,17 @@ local mode = ARGV[5]
 local fenced, claim_id = check_fence(KEYS[5], mode, ARGV[6], ARGV[7], ARGV[8])
 if fenced then return fenced end
 
-local n = tonumber(ARGV[11])
-local limit = tonumber(ARGV[12 + 6 * n]) or 0  -- largest encoded value (0 or absent = none)
+-- largest encoded value: the board's configured limit, or the client's if it is lower
+local limit = max_value_bytes(prefix)
+local asked = tonumber(ARGV[12 + 6 * n]) or 0
+if asked > 0 and asked < limit then limit = asked end
 local cur = {}
 local deleted = {}
 for i = 1, n do
   local base = 11 + (i - 1) * 6
   local key = KEYS[5 + i]
-  local state = redis.call('HMGET', key, 'v', 'x')
+  local state = redis.pcall('HMGET', key, 'v', 'x')
+  if state.err then return {'corrupt', i, 'a Redis key of another type is in the way'} end
   local v = tonumber(state[1]) or 0
   local x = state[2] == '1'
   if v == 0 and (state[1] or redis.call('EXISTS', key) == 1) then
@@ -72,7 +101,8 @@ for i = 1, n do
   elseif expect == '0' then
     ok = not live
   else
-    ok = tonumber(expect) == v
+    -- deleting a tombstone conflicts, as a plain delete of a deleted entry does
+    ok = tonumber(expect) == v and (kind ~= 'd' or live)
   end
   if not ok then
     local rec = false
@@ -264,26 +294,76 @@ for i = 1, n do
         if not curbytes then return {'corrupt', i, why} end
       end
     end
-    local newval, err, bad = reduce(ARGV[base + 6], curbytes or nil, ARGV[base + 5])
+    local arg = ARGV[base + 5]
+    local whole, stop = pcall(skip, arg, 0)
+    if not whole or stop ~= #arg then
+      return {'badop', i, 'the reducer argument is not exactly one msgpack object'}
+    end
+    local newval, err, bad = reduce(ARGV[base + 6], curbytes or nil, arg)
     if not newval then return {bad and 'corrupt' or 'badop', i, err} end
-    if limit > 0 and #newval > limit then
+    if #newval > limit then
       return {'badop', i, 'the result would be ' .. #newval .. ' bytes, over the limit of ' .. limit}
     end
     values[i] = newval
     written[key] = newval
   elseif kind == 'p' then
+    if #ARGV[base + 5] > limit or #ARGV[base + 4] > limit then
+      return {'badop', i, 'the value is ' .. #ARGV[base + 5] .. ' bytes, over the limit of ' .. limit}
+    end
     written[key] = ARGV[base + 5]
   else
     written[key] = false
   end
 end
 
-local rev = redis.call('INCR', KEYS[1])
+-- Checked before any write: the shared keys' types and the revision counter.
+local counter, why = read_counter(KEYS[1])
+if not counter then return {'corrupt', 0, why} end
+if not type_ok(KEYS[3], 'zset') then return {'corrupt', 0, 'the live-key index is not a sorted set'} end
+for i = 1, n do
+  if not may('HSET', KEYS[5 + i], 'v', '1') then
+    return {'denied', i, 'this Redis user may not write this entry'}
+  end
+end
+if not (may('XADD', KEYS[2], '1-1', 'k', 'v') and may('INCRBY', KEYS[1], '1')
+    and may('ZADD', KEYS[3], '0', 'k') and may('SET', KEYS[4], 'v')) then
+  return {'denied', 0, 'this Redis user may not commit on this board (log, revision, index '
+    .. 'or its idempotency scope)'}
+end
+if claim_id and not may('XACK', KEYS[5], ARGV[8], claim_id) then
+  return {'denied', 0, 'this Redis user may not settle claims of ' .. KEYS[5]}
+end
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local keep = tonumber(ARGV[3])
 local event = {'t', ts, 'w', ARGV[9], 'a', ARGV[10], 'n', n}
 local versions = {}
+for i = 1, n do
+  local base = 11 + (i - 1) * 6
+  local kind = ARGV[base + 1]
+  local value = ARGV[base + 5]
+  if kind == 'a' then value = values[i] elseif kind == 'd' then value = '' end
+  local v = cur[i] + 1
+  versions[i] = v
+  local s = tostring(i)
+  event[#event + 1] = 'k' .. s
+  event[#event + 1] = ARGV[base + 3]
+  event[#event + 1] = 'v' .. s
+  event[#event + 1] = v
+  event[#event + 1] = 'o' .. s
+  event[#event + 1] = kind
+  event[#event + 1] = 'd' .. s
+  event[#event + 1] = value
+end
+
+-- The first write, and the only one that can still fail: nothing is written when it does. A
+-- role user may XADD an event with a high id to the log (it needs XADD there); the commit
+-- then takes the next revision after it, so the board stays writable, and every reader drops
+-- the forged event (no record backs it).
+local rev, xerr = append_event(KEYS[2], tonumber(ARGV[4]) or 0, counter + 1, event)
+if not rev then return {'corrupt', 0, 'the change log refused the event: ' .. xerr} end
+redis.call('INCRBY', KEYS[1], rev - counter)
+
 for i = 1, n do
   local base = 11 + (i - 1) * 6
   local key = KEYS[5 + i]
@@ -292,8 +372,7 @@ for i = 1, n do
   local meta = ARGV[base + 4]
   local value = ARGV[base + 5]
   if kind == 'a' then value = values[i] elseif kind == 'd' then value = '' end
-  local v = cur[i] + 1
-  versions[i] = v
+  local v = versions[i]
   local rec = rev .. '|' .. ts .. '|' .. kind .. '|' .. #meta .. '|' .. meta .. value
   local lo = tonumber(redis.call('HGET', key, 'lo')) or v
   local newlo = lo
@@ -309,22 +388,6 @@ for i = 1, n do
   elseif cur[i] == 0 or deleted[i] then
     redis.call('ZADD', KEYS[3], 0, entry_key)
   end
-  local s = tostring(i)
-  event[#event + 1] = 'k' .. s
-  event[#event + 1] = entry_key
-  event[#event + 1] = 'v' .. s
-  event[#event + 1] = v
-  event[#event + 1] = 'o' .. s
-  event[#event + 1] = kind
-  event[#event + 1] = 'd' .. s
-  event[#event + 1] = value
-end
-
-local cap = tonumber(ARGV[4])
-if cap > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, rev .. '-1', unpack(event))
-else
-  redis.call('XADD', KEYS[2], rev .. '-1', unpack(event))
 end
 
 if claim_id then  -- 'claim' and 'lease' fences: this commit acknowledges the claim

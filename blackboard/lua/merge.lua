@@ -5,7 +5,7 @@
 -- proposer replaced it meanwhile), nothing is written and the caller decides again, so a
 -- merged value is always computed from exactly the proposals it closes. Proposals that are
 -- not in the list (they arrived during the merge) stay open for the next round: none is lost.
--- Like every commit: one INCR of the revision and one change-log event '<revision>-1'
+-- Like every commit: one step of the revision and one change-log event '<revision>-1'
 -- (kind 'm'), with two extra fields: 's' (strategy) and 'mp' (the merged proposals, a
 -- msgpack array of [proposer, revision] pairs).
 --
@@ -33,6 +33,12 @@
 --                                  nothing written
 --   {'fenced', reason}             {'corrupt', reason}
 
+local prefix, bad = board_prefix(KEYS[1], KEYS[2])
+if not prefix then return {'corrupt', bad} end
+if not valid_entry_key(ARGV[7]) or KEYS[6] ~= prefix .. 'e:' .. ARGV[7]
+    or KEYS[7] ~= prefix .. 'p:' .. ARGV[7] then
+  return {'corrupt', 'the entry and proposal keys do not belong to entry ' .. ARGV[7]}
+end
 local idem = redis.call('GET', KEYS[4])
 if idem then
   return {'dup', idem}
@@ -67,18 +73,37 @@ for i = 1, n do
 end
 local merged = {}
 for i = 1, n do
-  local base = 12 + (i - 1) * 3
-  redis.call('HDEL', KEYS[7], ARGV[base + 1])
-  merged[#merged + 1] = ARGV[base + 3]
+  merged[#merged + 1] = ARGV[12 + (i - 1) * 3 + 3]
 end
 
-local rev = redis.call('INCR', KEYS[1])
+local counter, why = read_counter(KEYS[1])
+if not counter then return {'corrupt', why} end
+if not type_ok(KEYS[3], 'zset') or not type_ok(KEYS[8], 'zset') or not type_ok(KEYS[9], 'zset') then
+  return {'corrupt', 'an index of the board holds another type'}
+end
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local keep = tonumber(ARGV[2])
 local meta = ARGV[9]
 local value = ARGV[10]
 local v = cur + 1
+local count = #merged
+local header
+if count < 16 then
+  header = string.char(0x90 + count)
+else
+  header = string.char(0xdc, math.floor(count / 256), count % 256)
+end
+local event = {'t', ts, 'w', ARGV[6], 'a', '', 'n', 1, 'k1', ARGV[7], 'v1', v, 'o1', 'm',
+  'd1', value, 's', ARGV[11], 'mp', header .. table.concat(merged)}
+-- the first write (see commit.lua): nothing is written when the log refuses it
+local rev, xerr = append_event(KEYS[2], tonumber(ARGV[3]) or 0, counter + 1, event)
+if not rev then return {'corrupt', 'the change log refused the event: ' .. xerr} end
+redis.call('INCRBY', KEYS[1], rev - counter)
+for i = 1, n do
+  redis.call('HDEL', KEYS[7], ARGV[12 + (i - 1) * 3 + 1])
+end
+
 local rec = rev .. '|' .. ts .. '|m|' .. #meta .. '|' .. meta .. value
 local lo = tonumber(redis.call('HGET', KEYS[6], 'lo')) or v
 local newlo = lo
@@ -93,13 +118,12 @@ if not live then
   redis.call('ZADD', KEYS[3], 0, ARGV[7])
 end
 
--- the value part of a proposal record (see propose.lua)
+-- the value part of a proposal record (see propose.lua); a malformed record, written by
+-- hand, counts as its own distinct value
 local function value_of(r)
-  local p = 0
-  for _ = 1, 4 do p = string.find(r, '|', p + 1, true) end
-  local p5 = string.find(r, '|', p + 1, true)
-  local mlen = tonumber(string.sub(r, p + 1, p5 - 1))
-  return string.sub(r, p5 + 1 + mlen)
+  local _, stop, mlen = string.find(r, '^%d+|%d+|[^|]*|%d+|(%d+)|')
+  if not stop then return r end
+  return string.sub(r, stop + 1 + tonumber(mlen))
 end
 
 local left = redis.call('HVALS', KEYS[7])
@@ -121,22 +145,6 @@ else
   else
     redis.call('ZREM', KEYS[9], ARGV[7])
   end
-end
-
-local count = #merged
-local header
-if count < 16 then
-  header = string.char(0x90 + count)
-else
-  header = string.char(0xdc, math.floor(count / 256), count % 256)
-end
-local event = {'t', ts, 'w', ARGV[6], 'a', '', 'n', 1, 'k1', ARGV[7], 'v1', v, 'o1', 'm',
-  'd1', value, 's', ARGV[11], 'mp', header .. table.concat(merged)}
-local cap = tonumber(ARGV[3])
-if cap > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, rev .. '-1', unpack(event))
-else
-  redis.call('XADD', KEYS[2], rev .. '-1', unpack(event))
 end
 
 local result = rev .. '|' .. ts .. '|' .. v .. '|' .. count

@@ -5,9 +5,17 @@
 -- The stored reply of a commit that used this idempotency key, or nil.
 -- `stored` is 'result#fingerprint'; a different non-empty fingerprint means the key came
 -- back with another request.
+-- A record that is not in that form (written by hand: a role user may SET its own records)
+-- is refused as corrupt rather than replayed.
 local function replay(idem_key, fingerprint)
-  local stored = redis.call('GET', idem_key)
+  local stored = redis.pcall('GET', idem_key)
+  if type(stored) == 'table' then
+    return {'corrupt', 0, 'idempotency record ' .. idem_key .. ' is not a string'}
+  end
   if not stored then return nil end
+  if not string.find(stored, '^%d+|%d+|[%d,]+#') then
+    return {'corrupt', 0, 'idempotency record ' .. idem_key .. ' is malformed'}
+  end
   local sep = string.find(stored, '#', 1, true)
   local fp = string.sub(stored, sep + 1)
   if fingerprint ~= '' and fp ~= '' and fp ~= fingerprint then
@@ -50,3 +58,163 @@ local function check_fence(key, mode, token, consumer, group)
   return nil, id
 end
 
+
+-- The revision at the head of record or event text '<revision>|...', or nil.
+local function rev_of_record(rec)
+  return rec and tonumber(string.match(rec, '^(%d+)|'))
+end
+
+-- Whether log event `id` with `fields` (a table field -> value) is backed by the records it
+-- names: readers drop an event that no record backs, because a role user may XADD to the log
+-- directly (it needs XADD there to commit). A real event has id '<revision>-1' and every
+-- operation's entry record at its version carries that revision; a proposal ('q') is backed
+-- by the proposer's proposal record at that revision or later (a newer proposal replaced it,
+-- or a merge took it in: the entry was written since). A version older than the entry's
+-- retained history can only be checked against the oldest retained one: an event older than
+-- it passes (documented in docs/security.md).
+local function event_backed(prefix, id, fields)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if not ms or seq ~= '1' then return false end
+  local rev = tonumber(ms)
+  local n = tonumber(fields['n'])
+  if not n or n < 1 then return false end
+  for i = 1, n do
+    local s = tostring(i)
+    local key, v, kind = fields['k' .. s], tonumber(fields['v' .. s]), fields['o' .. s]
+    if not key or not v or not kind then return false end
+    local ekey = prefix .. 'e:' .. key
+    if kind == 'q' then
+      local p = redis.pcall('HGET', prefix .. 'p:' .. key, fields['w'] or '')
+      local prev = type(p) == 'string' and rev_of_record(p)
+      if not (prev and prev >= rev) then
+        local r = redis.pcall('HGET', ekey, 'r')
+        if not (type(r) == 'string' and tonumber(r) and tonumber(r) > rev) then return false end
+      end
+    else
+      local rec = redis.pcall('HGET', ekey, tostring(v))
+      if type(rec) == 'string' then
+        if rev_of_record(rec) ~= rev then return false end
+      else
+        if type(rec) == 'table' then return false end  -- not a hash
+        local lo = tonumber(redis.call('HGET', ekey, 'lo'))
+        if not lo or v >= lo then return false end
+        local lorev = rev_of_record(redis.call('HGET', ekey, tostring(lo)))
+        if not lorev or lorev <= rev then return false end
+      end
+    end
+  end
+  return true
+end
+
+-- '<ms>-<seq>' as two numbers (0, 0 when malformed)
+local function stream_id(id)
+  local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+  return tonumber(ms) or 0, tonumber(seq) or 0
+end
+
+-- Whether an outcome reported for activation `act_id` is backed: the activation exists, and
+-- its queue entry was delivered to an agent of its role and is no longer pending (finish.lua
+-- acknowledges the claim and reports in one call). A forged outcome for an activation nobody
+-- claimed yet, or one still being worked on, fails; a role can only acknowledge its own
+-- queue, so it cannot settle another role's activation.
+local function outcome_backed(prefix, act_id)
+  local rec = redis.pcall('HMGET', prefix .. 'act:' .. act_id, 'role', 'q')
+  if type(rec) ~= 'table' or rec.err or not rec[1] or not rec[2] then return false end
+  local queue = prefix .. 'q:' .. rec[1]
+  local p = redis.pcall('XPENDING', queue, 'agents', rec[2], rec[2], 1)
+  if type(p) ~= 'table' or p.err or #p > 0 then return false end
+  local groups = redis.pcall('XINFO', 'GROUPS', queue)
+  if type(groups) ~= 'table' or groups.err then return false end
+  for _, g in ipairs(groups) do
+    local name, last
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] end
+      if g[j] == 'last-delivered-id' then last = g[j + 1] end
+    end
+    if name == 'agents' then
+      local ams, aseq = stream_id(rec[2])
+      local lms, lseq = stream_id(last)
+      return ams < lms or (ams == lms and aseq <= lseq)
+    end
+  end
+  return false
+end
+
+-- The board prefix 'bb:{B}:' of a revision counter key and the change log that must go with
+-- it, or nil and why not: a caller cannot pair one board's counter with another's log.
+local function board_prefix(rev_key, log_key)
+  local prefix = string.match(rev_key, '^(bb:{[%w_%.%-]+}:)rev$')
+  if not prefix then return nil, 'the revision key is not a board revision counter' end
+  if log_key ~= prefix .. 'log' then return nil, 'the change log is not the board\'s' end
+  return prefix
+end
+
+-- Whether `key` is a valid entry key (keys.py check_key, enforced in the server too).
+local function valid_entry_key(key)
+  return type(key) == 'string' and #key >= 1 and #key <= 512
+    and string.find(key, '^[%w_%-%./:@=+,]+$') ~= nil
+    and string.sub(key, 1, 1) ~= '/' and string.find(key, '//', 1, true) == nil
+end
+
+-- Whether a writer id is printable (it reaches terminals through the log and the TUI).
+local function valid_writer(w)
+  return type(w) == 'string' and #w >= 1 and #w <= 200 and string.find(w, '%c') == nil
+end
+
+-- The board's largest encoded value in bytes: `max_value_bytes` of the board's config hash
+-- (written by the deployer), else 1 MiB. Enforced here, whatever a client asks for.
+local function max_value_bytes(prefix)
+  local v = redis.pcall('HGET', prefix .. 'config', 'max_value_bytes')
+  return (type(v) == 'string' and tonumber(v)) or 1048576
+end
+
+-- The revision counter's value, or nil and why it is unusable.
+local function read_counter(rev_key)
+  local raw = redis.pcall('GET', rev_key)
+  if type(raw) == 'table' then return nil, 'the revision counter is not a string' end
+  if not raw then return 0 end
+  local counter = tonumber(raw)
+  if not counter or counter < 0 or counter % 1 ~= 0 then
+    return nil, 'the revision counter holds ' .. raw
+  end
+  return counter
+end
+
+-- Append `event` (a flat field/value list) to the log as revision `rev`, the first write of a
+-- commit. When a forged event holds a higher id, the next revision after it is taken. Returns
+-- the revision used, or nil and why (then nothing was written).
+local function append_event(log_key, cap, rev, event)
+  local function xadd(r)
+    if cap > 0 then
+      return redis.pcall('XADD', log_key, 'MAXLEN', '~', cap, r .. '-1', unpack(event))
+    end
+    return redis.pcall('XADD', log_key, r .. '-1', unpack(event))
+  end
+  local res = xadd(rev)
+  if type(res) == 'table' and res.err then
+    if not string.find(res.err, 'equal or smaller', 1, true) then return nil, res.err end
+    local top = redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 1)
+    local last = 0
+    if #top > 0 then last = stream_id(top[1][1]) end
+    if last < rev then return nil, 'the log\'s last id is above its last event: ' .. res.err end
+    rev = last + 1
+    res = xadd(rev)
+    if type(res) == 'table' and res.err then return nil, res.err end
+  end
+  return rev
+end
+
+-- Whether `key` holds a `kind` ('zset', 'hash', ...) or nothing.
+local function type_ok(key, kind)
+  local t = redis.call('TYPE', key)
+  t = t['ok'] or t
+  return t == kind or t == 'none'
+end
+
+-- Whether the calling user may run this command on these arguments (Redis >= 7.0 checks ACL
+-- inside functions too; asking first lets a commit refuse before its first write instead of
+-- failing half-way). Servers without redis.acl_check_cmd (fakeredis) enforce no ACL.
+local function may(...)
+  if not redis.acl_check_cmd then return true end
+  return redis.acl_check_cmd(...)
+end

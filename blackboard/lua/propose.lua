@@ -35,22 +35,48 @@ if replayed then return replayed end
 local fenced = check_fence(KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 if fenced then return fenced end
 
-local base = tonumber(redis.call('HGET', KEYS[5], 'v')) or 0
-local rev = redis.call('INCR', KEYS[1])
+local prefix, bad = board_prefix(KEYS[1], KEYS[2])
+if not prefix then return {'badop', 0, bad} end
+if not valid_entry_key(ARGV[10]) or KEYS[5] ~= prefix .. 'e:' .. ARGV[10]
+    or KEYS[6] ~= prefix .. 'p:' .. ARGV[10] or KEYS[7] ~= prefix .. 'proposed'
+    or KEYS[8] ~= prefix .. 'divergent' or string.find(KEYS[3], prefix .. 'idem:', 1, true) ~= 1 then
+  return {'badop', 0, 'the keys do not belong to entry ' .. tostring(ARGV[10]) .. ' of this board'}
+end
+if not valid_writer(ARGV[8]) then return {'badop', 0, 'proposer id has control characters'} end
+if #ARGV[13] > max_value_bytes(prefix) then return {'badop', 0, 'the value is over the limit'} end
+
+local base = redis.pcall('HGET', KEYS[5], 'v')
+if type(base) == 'table' then return {'corrupt', 0, 'the entry is not a hash'} end
+base = tonumber(base) or 0
+local counter, why = read_counter(KEYS[1])
+if not counter then return {'corrupt', 0, why} end
+if not type_ok(KEYS[6], 'hash') or not type_ok(KEYS[7], 'zset') or not type_ok(KEYS[8], 'zset') then
+  return {'corrupt', 0, 'a proposal key holds another type'}
+end
+if not (may('HSET', KEYS[6], 'p', 'r') and may('XADD', KEYS[2], '1-1', 'k', 'v')
+    and may('INCRBY', KEYS[1], '1') and may('ZADD', KEYS[7], '0', 'k')
+    and may('ZADD', KEYS[8], '0', 'k') and may('SET', KEYS[3], 'v')) then
+  return {'denied', 0, 'this Redis user may not propose on this board'}
+end
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local meta = ARGV[12]
 local value = ARGV[13]
+local event = {'t', ts, 'w', ARGV[8], 'a', ARGV[9], 'n', 1,
+  'k1', ARGV[10], 'v1', base, 'o1', 'q', 'd1', ARGV[14] .. value}
+-- the first write (see commit.lua): nothing is written when the log refuses it
+local rev, xerr = append_event(KEYS[2], tonumber(ARGV[3]) or 0, counter + 1, event)
+if not rev then return {'corrupt', 0, 'the change log refused the event: ' .. xerr} end
+redis.call('INCRBY', KEYS[1], rev - counter)
 local rec = rev .. '|' .. ts .. '|' .. ARGV[11] .. '|' .. base .. '|' .. #meta .. '|' .. meta .. value
 redis.call('HSET', KEYS[6], ARGV[8], rec)
 
 -- the value part of a proposal record
+-- (a malformed record, written by hand, counts as its own distinct value)
 local function value_of(r)
-  local p = 0
-  for _ = 1, 4 do p = string.find(r, '|', p + 1, true) end
-  local p5 = string.find(r, '|', p + 1, true)
-  local mlen = tonumber(string.sub(r, p + 1, p5 - 1))
-  return string.sub(r, p5 + 1 + mlen)
+  local _, stop, mlen = string.find(r, '^%d+|%d+|[^|]*|%d+|(%d+)|')
+  if not stop then return r end
+  return string.sub(r, stop + 1 + tonumber(mlen))
 end
 
 -- divergent when two proposals differ (by encoding: equal bytes are equal values; values
@@ -69,15 +95,6 @@ if divergent == 1 then
   redis.call('ZADD', KEYS[8], rev, ARGV[10])
 else
   redis.call('ZREM', KEYS[8], ARGV[10])
-end
-
-local event = {'t', ts, 'w', ARGV[8], 'a', ARGV[9], 'n', 1,
-  'k1', ARGV[10], 'v1', base, 'o1', 'q', 'd1', ARGV[14] .. value}
-local cap = tonumber(ARGV[3])
-if cap > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, rev .. '-1', unpack(event))
-else
-  redis.call('XADD', KEYS[2], rev .. '-1', unpack(event))
 end
 
 local result = rev .. '|' .. ts .. '|' .. base

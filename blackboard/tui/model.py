@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from blackboard import codec, scripts
 from blackboard.board import Board, wrap_redis_error
@@ -21,7 +21,7 @@ from blackboard.decisions import read_activation
 from blackboard.entry import Change, Entry, Proposal
 from blackboard.errors import BlackboardError, CorruptEntryError
 from blackboard.proposals import divergent_keys, list_proposals
-from blackboard.watch import parse_event
+from blackboard.watch import backed_events, parse_event
 
 __all__ = ["BoardReader", "EntryDetail", "EntryRow"]
 
@@ -159,21 +159,12 @@ class BoardReader:
         if not keys:
             return {}
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    scripts.READ.queue(pipe, [self.k.entry(key)], ["c"])
-                raw = await pipe.execute(raise_on_error=False)
+            commands = [scripts.READ.command([self.k.entry(key)], ["c"]) for key in keys]
+            raw = await scripts.pipelined(self.redis, commands)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         out: dict[str, EntryRow | None] = {}
         for key, res in zip(keys, raw, strict=True):
-            if isinstance(res, NoScriptError) or (
-                isinstance(res, ResponseError) and "NOSCRIPT" in str(res)
-            ):
-                try:  # the script cache was flushed: this call sends the source again
-                    res = await scripts.READ(self.redis, [self.k.entry(key)], ["c"])
-                except RedisError as exc:
-                    raise wrap_redis_error(exc, key) from exc
             out[key] = self._row(key, res)
         return out
 
@@ -237,6 +228,7 @@ class BoardReader:
             return []
         try:
             raw: Any = await self.redis.xrevrange(self.k.log, hi, "-", count=count)
+            raw = await backed_events(self.board, list(raw))  # forged events are not shown
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         out: list[Change] = []

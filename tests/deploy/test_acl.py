@@ -39,9 +39,9 @@ async def users(redis_server: RedisServer, board_name: str, tmp_path: Path) -> A
 
 def as_user(board: str, role: str, secrets: Path) -> blackboard.Settings:
     name = (
-        f"bb.{board}.agent.{role}"
+        f"bb:{board}:role:{role}"
         if role not in ("controller", "compactor")
-        else f"bb.{board}.{role}"
+        else f"bb:{board}:{role}"
     )
     return blackboard.Settings(
         redis_username=name, redis_password_file=str(secrets / f"{name}.password")
@@ -146,8 +146,8 @@ async def test_controller_and_agent_processes_run_as_their_own_users(
                 stderr=subprocess.PIPE,
             )
             for user, args in [
-                (f"bb.{board_name}.controller", ["controller"]),
-                (f"bb.{board_name}.agent.triage", ["agent", "run", "agents/support.py:Triage"]),
+                (f"bb:{board_name}:controller", ["controller"]),
+                (f"bb:{board_name}:role:triage", ["agent", "run", "agents/support.py:Triage"]),
             ]
         ]
         try:
@@ -197,9 +197,9 @@ def test_cli_generate_writes_a_loadable_aclfile(tmp_path: Path) -> None:
     try:
         import redis as sync_redis
 
-        password = (secrets / "bb.ops.agent.triage.password").read_text().strip()
+        password = (secrets / "bb:ops:role:triage.password").read_text().strip()
         client = sync_redis.Redis(
-            unix_socket_path=server.socket_path, username="bb.ops.agent.triage", password=password
+            unix_socket_path=server.socket_path, username="bb:ops:role:triage", password=password
         )
         assert client.ping()
         with pytest.raises(sync_redis.exceptions.NoPermissionError):

@@ -41,10 +41,10 @@ async def _wait_for_revision(board: blackboard.Board, revision: int) -> None:
 async def test_retry_after_the_connection_dropped_post_apply(
     board: blackboard.Board, redis_server: blackboard.RedisServer
 ) -> None:
-    await scripts.COMMIT.ensure_loaded(board.redis)
+    await scripts.check_library(board.redis)
     keys, args, _values, _fp = board._encode([Put("k", {"n": 1})], "req-1", None)
     _reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
-    writer.write(_resp("EVALSHA", scripts.COMMIT.sha, len(keys), *keys, *args))
+    writer.write(_resp("FCALL", scripts.COMMIT.fname, len(keys), *keys, *args))
     await writer.drain()
     writer.close()  # gone before the reply: the client cannot know whether it applied
     await writer.wait_closed()
@@ -222,7 +222,7 @@ class DroppingProxy:
 
         async def client_to_server() -> None:
             while data := await creader.read(65536):
-                if scripts.COMMIT.sha.encode() in data:
+                if scripts.COMMIT.fname.encode() in data:
                     self.commits += 1
                     if self.armed:
                         self.armed = False
