@@ -1,7 +1,7 @@
 """The compactor process: one per board under a lease; reconciles and bounds history.
 
-Compactor layer: imports the board layer, merge (pure), reconcile and retention; the CLI
-(``blackboard compactor``) imports it, never the other way round.
+Compactor layer: imports the board layer, merge (pure), merge_functions, reconcile and
+retention; the CLI (``blackboard compactor``) imports it, never the other way round.
 
 Each step: hold the lease (acquire it, or renew it), load the merge rules (given, or the
 ``merge`` tables of the policy stored at entry ``sys/policy``, re-read when its version
@@ -10,6 +10,10 @@ history and finished activations. Every write is fenced by the lease token, so a
 that lost its lease (paused, partitioned) writes nothing; a second compactor waits as a
 standby and takes over when the lease runs out, which is also how a crash is recovered:
 all state lives on the board. Time and sleeping are injected for tests.
+
+Custom merge rules name a function; the compactor runs only functions on its own allow-list
+(`merge_functions`: given, else ``Settings.merge_functions`` plus installed entry points),
+reports a rule naming any other once when the rules load, and escalates its entries.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import asyncio
 import contextlib
 import time
 import tomllib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +32,8 @@ from blackboard import scripts
 from blackboard.activation_sweep import ActivationSweep
 from blackboard.board import Board, wrap_redis_error
 from blackboard.errors import BlackboardError, LeaseLostError, MergePolicyError
-from blackboard.merge import MergeRule, rules_from_document
+from blackboard.merge import CustomFunction, MergeRule, rules_from_document
+from blackboard.merge_functions import MergeFunctions
 from blackboard.ops import Fence
 from blackboard.reconcile import Reconciler, Report, RoundStats
 from blackboard.retention import ActivationSweeper, HistorySweep, Retention, trim_log
@@ -121,7 +126,10 @@ class Compactor:
     decisions on escalations are looked for every `escalation_every` seconds, retention
     passes run every `retention.every` seconds (both on the injected `clock`). `until_idle`
     runs of `run()` do both on every step and stop at the first step that finds nothing to
-    do (for tests and scripts)."""
+    do (for tests and scripts). `merge_functions`: the allow-list of custom merge functions
+    (a `MergeFunctions`, or name -> ``"package.module:function"`` / callable, entry points
+    included); default: the board's ``Settings.merge_functions`` and entry points. Raises
+    MergePolicyError for a malformed allow-list."""
 
     def __init__(
         self,
@@ -138,7 +146,13 @@ class Compactor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         activation_sweeper: ActivationSweeper | None = None,
         escalation_every: float = 1.0,
+        merge_functions: MergeFunctions | Mapping[str, str | CustomFunction] | None = None,
     ) -> None:
+        if not isinstance(merge_functions, MergeFunctions):
+            merge_functions = MergeFunctions(
+                board.settings.merge_functions if merge_functions is None else merge_functions
+            )
+        self.merge_functions = merge_functions
         self.name = name or board.writer
         self.board = board.bind(writer=self.name)
         self.retention = retention or Retention()
@@ -152,7 +166,10 @@ class Compactor:
         self._static_rules = tuple(rules) if rules is not None else None
         self._rules: tuple[MergeRule, ...] = self._static_rules or ()
         self._policy_version: int | None = None
-        self._reconciler = Reconciler(self.board, self.report, batch=batch)
+        self._reconciler = Reconciler(
+            self.board, self.report, batch=batch, functions=self.merge_functions
+        )
+        self._checked: tuple[MergeRule, ...] | None = None
         self._history = HistorySweep(self.board, self.retention)
         self._sweeper = activation_sweeper or ActivationSweep(self.retention.scan)
         self._next_retention = 0.0
@@ -161,6 +178,22 @@ class Compactor:
 
     async def rules(self) -> tuple[MergeRule, ...]:
         """The merge rules in force; a bad stored policy is reported and the old rules stay."""
+        rules = await self._load_rules()
+        if rules != self._checked:
+            self._checked = rules
+            self._check_functions(rules)
+        return rules
+
+    def _check_functions(self, rules: Sequence[MergeRule]) -> None:
+        """Report, once per rule set, each custom rule whose function cannot be used."""
+        for rule in rules:
+            if rule.strategy == "custom" and rule.function is not None:
+                try:
+                    self.merge_functions.resolve(rule.function)
+                except MergePolicyError as exc:
+                    self.report(f"merge rule {rule.pattern!r}: {exc}; its entries escalate")
+
+    async def _load_rules(self) -> tuple[MergeRule, ...]:
         if self._static_rules is not None:
             return self._static_rules
         entry = await self.board.get(POLICY_KEY)

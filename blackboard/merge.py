@@ -1,8 +1,9 @@
 """Merge strategies: pure functions from (current value, open proposals) to a decision.
 
 Bottom layer beside codec and schema: imports entry, errors and keys only, and does no I/O.
-The one impure step, importing a custom strategy's function by its path, happens when a
-`MergeRule` is resolved (`load_function`), never inside `decide()`.
+A ``custom`` rule only *names* its function (`FUNCTION_NAME`: letters, digits, ``_ . -``);
+the compactor maps the name to code through its own allow-list (merge_functions.py) and
+hands the function to `decide()`. Nothing a policy says is ever imported.
 
 A policy document names strategies in ``[[merge]]`` tables, validated by `MergeRule`; the
 first rule whose pattern matches an entry key applies. `decide()` sorts the proposals by
@@ -14,7 +15,7 @@ which dict key order does not matter, ``1 == 1.0``, and ``True != 1``.
 
 from __future__ import annotations
 
-import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -29,7 +30,9 @@ from blackboard.keys import check_pattern
 
 __all__ = [
     "COMBINING",
+    "FUNCTION_NAME",
     "STRATEGIES",
+    "CustomFunction",
     "Decision",
     "Escalate",
     "MergeRule",
@@ -38,7 +41,6 @@ __all__ = [
     "canonical",
     "decide",
     "find_rule",
-    "load_function",
     "rules_from_document",
 ]
 
@@ -56,6 +58,8 @@ Strategy = Literal[
 STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
 COMBINING = frozenset({"set-union", "counter-sum", "max", "min"})
 """Strategies that combine every proposal (so agreeing proposals are merged too)."""
+FUNCTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+"""What a custom rule's `function` may be: a plain name, never an import path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,11 @@ class MergeRule(BaseModel):
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="highest-confidence: a lower best escalates"
     )
-    function: str | None = Field(None, description="custom: import path 'package.module:function'")
+    function: str | None = Field(
+        None,
+        description="custom: the name of a function on the compactor's allow-list "
+        "(letters, digits, _ . -), e.g. 'longest_summary'",
+    )
     include_current: bool = Field(
         True, description="set-union, counter-sum, max, min: fold the current value in"
     )
@@ -111,8 +119,18 @@ class MergeRule(BaseModel):
         except InvalidKeyError as exc:
             raise ValueError(exc.reason) from None
         if self.strategy == "custom":
-            if not self.function or ":" not in self.function:
-                raise ValueError("strategy 'custom' needs function = 'package.module:function'")
+            if not self.function:
+                raise ValueError(
+                    "strategy 'custom' needs function = '<name>', a name on the compactor's "
+                    "allow-list of merge functions"
+                )
+            if not FUNCTION_NAME.fullmatch(self.function):
+                raise ValueError(
+                    f"function {self.function!r} is not a plain name (letters, digits, _ . -): "
+                    "a policy names a merge function, it never gives an import path; the "
+                    "compactor maps names to code (--merge-function, "
+                    "BLACKBOARD_MERGE_FUNCTIONS, entry points 'blackboard.merge_functions')"
+                )
         elif self.function is not None:
             raise ValueError("'function' is only for strategy 'custom'")
         if self.quorum != 1 and self.strategy != "majority":
@@ -162,21 +180,6 @@ def find_rule(rules: Sequence[MergeRule], key: str) -> MergeRule | None:
     return None
 
 
-def load_function(path: str) -> CustomFunction:
-    """The function at 'package.module:function'; raises MergePolicyError."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        fn = module
-        for part in attr.split("."):
-            fn = getattr(fn, part)
-    except Exception as exc:  # any import failure is a policy error to report
-        raise MergePolicyError(f"cannot import merge function {path!r}: {exc}") from None
-    if not callable(fn):
-        raise MergePolicyError(f"merge function {path!r} is not callable")
-    return fn
-
-
 def canonical(value: Any) -> Any:
     """A hashable form of a msgpack value in which equal values are equal."""
     if isinstance(value, bool) or value is None:
@@ -204,8 +207,9 @@ def decide(
     function: CustomFunction | None = None,
 ) -> Decision:
     """The decision of `rule` on the open `proposals` of an entry whose value is `current`
-    (None when absent or deleted). `function` is the loaded custom function (strategy
-    'custom'; see load_function). Never raises for bad values: they escalate."""
+    (None when absent or deleted). `function` is the custom function the compactor's
+    allow-list resolved `rule.function` to (strategy 'custom'; None escalates). Never
+    raises for bad values: they escalate."""
     ordered = sorted(proposals, key=lambda p: (p.revision, p.proposer))
     if not ordered:
         return Wait("no open proposals")
@@ -250,11 +254,11 @@ def _custom(
     rule: MergeRule, current: Any, ordered: list[Proposal], function: CustomFunction | None
 ) -> Decision:
     if function is None:
-        return Escalate(f"custom merge function {rule.function} is not loaded")
+        return Escalate(f"custom merge function {rule.function!r} is not loaded")
     try:
         result = function(current, tuple(ordered))
     except Exception as exc:  # a failing user function escalates with its reason
-        return Escalate(f"custom merge function {rule.function} raised {exc!r}")
+        return Escalate(f"custom merge function {rule.function!r} raised {exc!r}")
     if isinstance(result, Merged | Escalate | Wait):
         return result
     return Merged(result)

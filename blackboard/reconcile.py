@@ -1,6 +1,7 @@
 """Reconciling entries with open proposals: the merge half of the compactor (compactor layer).
 
-Imports the board layer (Board, proposals) and merge (pure strategies); never the CLI.
+Imports the board layer (Board, proposals), merge (pure strategies) and merge_functions (the
+allow-list a custom rule's function name is resolved through); never the CLI.
 
 One `Reconciler.round()` looks at the entries whose proposals changed since the last round
 (the ``proposed`` index is scored by the revision of each entry's latest proposal, so that is
@@ -14,7 +15,8 @@ applies the first matching `MergeRule`:
 - `Escalate(reason)`: an escalation entry ``sys/escalations/merge/<key>`` lists the
   proposals and the reason. A human (or a human-role agent, or `blackboard resolve`) sets
   its ``state`` to ``"decided"`` with a ``decision``; the next round merges that value over
-  the listed proposals still open and deletes the escalation.
+  the listed proposals still open and deletes the escalation. A custom rule whose function
+  name is not on the compactor's allow-list escalates too, with that reason.
 - `Wait(reason)`, or no rule at all: the entry is left as it is and reported once.
 """
 
@@ -38,7 +40,6 @@ from blackboard.merge import (
     MergeRule,
     decide,
     find_rule,
-    load_function,
 )
 from blackboard.merge_commit import (
     MergeRequest,
@@ -47,6 +48,7 @@ from blackboard.merge_commit import (
     commit_merges,
     read_for_merge,
 )
+from blackboard.merge_functions import MergeFunctions
 from blackboard.proposals import proposed_keys
 
 __all__ = ["ESCALATION_PREFIX", "Reconciler", "RoundStats", "escalation_key", "resolve_escalation"]
@@ -104,10 +106,20 @@ def _listed(proposals: Sequence[Proposal]) -> list[dict[str, Any]]:
 
 
 class Reconciler:
-    """The merge work of one compactor on one board; `board` is a view fenced by its lease."""
+    """The merge work of one compactor on one board; `board` is a view fenced by its lease.
+    `functions`: the allow-list custom rules' function names are resolved through (default:
+    entry points only)."""
 
-    def __init__(self, board: Board, report: Report, *, batch: int = 500) -> None:
+    def __init__(
+        self,
+        board: Board,
+        report: Report,
+        *,
+        batch: int = 500,
+        functions: MergeFunctions | None = None,
+    ) -> None:
         self.board = board
+        self.functions = functions if functions is not None else MergeFunctions()
         self.report = report
         self.batch = batch
         self._after: int | None = None
@@ -115,7 +127,6 @@ class Reconciler:
         self._retry: set[str] = set()
         self._noted: dict[str, str] = {}
         self._escalations: dict[str, int] = {}
-        self._functions: dict[str, CustomFunction] = {}
 
     def reset(self) -> None:
         """Look at every entry with open proposals again (new lease, new rules)."""
@@ -162,12 +173,10 @@ class Reconciler:
         return stats
 
     def _function(self, rule: MergeRule) -> CustomFunction | None:
+        """The allowed function a custom rule names; raises MergePolicyError otherwise."""
         if rule.strategy != "custom" or rule.function is None:
             return None
-        fn = self._functions.get(rule.function)
-        if fn is None:
-            fn = self._functions[rule.function] = load_function(rule.function)
-        return fn
+        return self.functions.resolve(rule.function)
 
     async def _reconcile(self, work: list[tuple[str, MergeRule]], stats: RoundStats) -> None:
         states = await read_for_merge(self.board, [key for key, _ in work])

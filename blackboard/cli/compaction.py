@@ -32,6 +32,7 @@ from blackboard.compactor import Compactor, CompactorStats
 from blackboard.connection import connect
 from blackboard.errors import MergePolicyError
 from blackboard.merge import MergeRule, rules_from_document
+from blackboard.merge_functions import parse_assignment
 from blackboard.reconcile import resolve_escalation
 from blackboard.restore import Restored, restore
 from blackboard.retention import Retention
@@ -96,11 +97,29 @@ def compactor(
     no_retention: Annotated[
         bool, typer.Option("--no-retention", help="Only reconcile; trim nothing.")
     ] = False,
+    merge_function: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--merge-function",
+            metavar="NAME=MODULE:FUNCTION",
+            help="Allow a custom merge function under NAME (repeatable; with "
+            "BLACKBOARD_MERGE_FUNCTIONS and entry points 'blackboard.merge_functions'). "
+            "A policy can only name functions on this list.",
+        ),
+    ] = None,
 ) -> None:
     """Reconcile divergent entries and trim history to the retention window.
 
     One acts per board; more wait as standbys. Stops cleanly on SIGTERM or Ctrl-C."""
     url = need_url(redis)
+    allowed: dict[str, str] = {}
+    for assignment in merge_function or []:
+        try:
+            fn_name, target = parse_assignment(assignment)
+        except MergePolicyError as exc:
+            err.print(f"error: --merge-function: {exc}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        allowed[fn_name] = target
     rules = _rules_from_file(policy) if policy is not None else None
     if no_retention:
         retention = Retention(
@@ -134,6 +153,7 @@ def compactor(
                 interval=interval,
                 lease_ttl=lease_ttl,
                 report=_say,
+                merge_functions={**b.settings.merge_functions, **allowed},
             )
             where = (
                 f"{len(rules)} merge rule(s) from {policy}"
@@ -141,6 +161,9 @@ def compactor(
                 else ("merge rules from sys/policy")
             )
             _say(f"compactor {c.name} on board {board}: {where}")
+            functions = c.merge_functions.names()
+            if functions:
+                _say(f"custom merge functions allowed: {', '.join(functions)}")
             return await c.run(until_idle=until_idle, stop=stop)
 
     s = run(go())

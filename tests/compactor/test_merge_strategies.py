@@ -17,9 +17,9 @@ from blackboard.merge import (
     canonical,
     decide,
     find_rule,
-    load_function,
     rules_from_document,
 )
+from blackboard.merge_functions import MergeFunctions
 
 
 def p(proposer: str, value: Any, revision: int, confidence: float | None = None) -> Proposal:
@@ -96,19 +96,24 @@ def needs_two(current: Any, proposals: Sequence[Proposal]) -> Any:
     raise RuntimeError("boom")
 
 
-def test_custom_function_by_import_path() -> None:
-    r = rule("custom", function=f"{__name__}:longest")
-    fn = load_function(r.function or "")
+def test_custom_function_by_name_through_the_allow_list() -> None:
+    allowed = MergeFunctions({"longest": f"{__name__}:longest", "needs_two": needs_two})
+    r = rule("custom", function="longest")
+    fn = allowed.resolve(r.function or "")
     assert decide(r, None, [p("a", "ab", 1), p("b", "abc", 2)], fn) == Merged("abc")
-    r2 = rule("custom", function=f"{__name__}:needs_two")
-    fn2 = load_function(r2.function or "")
+    r2 = rule("custom", function="needs_two")
+    fn2 = allowed.resolve(r2.function or "")
     assert isinstance(decide(r2, None, [p("a", 1, 1)], fn2), Wait)
     raised = decide(r2, None, [p("a", 1, 1), p("b", 2, 2)], fn2)
     assert isinstance(raised, Escalate) and "boom" in raised.reason
-    with pytest.raises(MergePolicyError, match="cannot import"):
-        load_function("no_such_module_xyz:f")
-    with pytest.raises(MergePolicyError, match="cannot import"):
-        load_function(f"{__name__}:missing")
+    assert isinstance(decide(r2, None, [p("a", 1, 1)]), Escalate)  # not resolved: escalates
+    with pytest.raises(MergePolicyError, match="not on the compactor's allow-list"):
+        allowed.resolve("other")
+    broken = MergeFunctions({"gone": "no_such_module_xyz:f", "missing": f"{__name__}:missing"})
+    with pytest.raises(MergePolicyError, match="cannot be loaded"):
+        broken.resolve("gone")
+    with pytest.raises(MergePolicyError, match="cannot be loaded"):
+        broken.resolve("missing")
 
 
 def test_rules_validate_and_match_first() -> None:
@@ -135,6 +140,8 @@ def test_rules_validate_and_match_first() -> None:
     [
         ({"pattern": "*", "strategy": "coin-flip"}, "strategy"),
         ({"pattern": "*", "strategy": "custom"}, "needs function"),
+        ({"pattern": "*", "strategy": "custom", "function": "pkg.mod:fn"}, "not a plain name"),
+        ({"pattern": "*", "strategy": "max", "function": "fn"}, "only for strategy 'custom'"),
         ({"pattern": "*", "strategy": "max", "quorum": 2}, "only for strategy 'majority'"),
         ({"pattern": "*", "strategy": "majority", "quorum": 0}, "quorum"),
         ({"pattern": "bad key!", "strategy": "max"}, "pattern"),
