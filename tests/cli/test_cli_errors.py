@@ -101,7 +101,8 @@ def test_watch_since_a_future_revision_says_it_waits(env: dict[str, str]) -> Non
     ]
 
 
-HOSTILE_WRITER = "\x1b[31m[bold]evil[/]\x1b]0;title\x07"
+# the server refuses C0 controls in a writer id; C1 controls and bidi overrides pass
+HOSTILE_WRITER = "[bold]evil[/] \x9b31m\u202etitle"
 HOSTILE_VALUE = {"text": "[/] [bold red]x[/bold red] \x1b[2J\x9b31m \u202eabc"}
 
 

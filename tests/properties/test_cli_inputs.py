@@ -137,7 +137,9 @@ def seeded(redis_server: RedisServer) -> tuple[str, str]:
     board = "p" + uuid.uuid4().hex[:10]
 
     async def go() -> None:
-        async with blackboard.connect(redis_server.url, board=board, writer="\x1b[31m[/]") as b:
+        async with blackboard.connect(
+            redis_server.url, board=board, writer="[/]\x9b31m\u202e"
+        ) as b:
             await b.put("k", {"v": "[/] \x1b[2J"})
             await b.put("a/b", [1, 2])
             await b.delete("a/b")
