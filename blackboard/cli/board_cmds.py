@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 from typing import Annotated
 
@@ -244,14 +245,18 @@ def server(
     ] = None,
     appendonly: Annotated[bool, typer.Option(help="Turn on AOF persistence.")] = False,
 ) -> None:
-    """Start a private Redis server and print its URL; stops on SIGTERM or Ctrl-C."""
+    """Start a private Redis server and print the lines that point a shell at it: its URL
+    and its password file (the password itself is never printed); stops on SIGTERM or
+    Ctrl-C."""
     srv = RedisServer(tcp=True, port=port, appendonly=appendonly)
     try:
         srv.start()
     except BlackboardError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
-    out.print(f"export BLACKBOARD_REDIS_URL={srv.url}", highlight=False)
+    # plain writes: these lines are for `eval` / `source`, never wrapped or styled
+    out.file.write(f"export BLACKBOARD_REDIS_URL={shlex.quote(srv.bare_url)}\n")
+    out.file.write(f"export BLACKBOARD_REDIS_PASSWORD_FILE={shlex.quote(srv.password_file)}\n")
     out.file.flush()
 
     async def wait() -> None:

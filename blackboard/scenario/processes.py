@@ -8,6 +8,11 @@ and, on Linux, a parent-death signal: if the runner itself is killed, the childr
 SIGTERM and shut down cleanly instead of being orphaned. Output goes to one log file per
 name. The supervisor knows which exits it caused (faults, the final stop) so that any other
 exit shows up as a crash.
+
+Children start as ``python -P -c ...``: ``-P`` keeps the current directory off their
+``sys.path``, so a module planted there (a ``msgpack.py`` in a shared working directory) is
+never imported in their place. Agents given as ``path.py:Class`` load by file path.
+Credentials reach them through their environment, never their command line.
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ handler; this installs one first, so a SIGTERM during start-up exits 0 (nothing 
 
 
 def blackboard_argv(*args: str) -> list[str]:
-    """The command line of the `blackboard` CLI under the current interpreter."""
-    return [sys.executable, "-c", _BOOT, *args]
+    """The command line of the `blackboard` CLI under the current interpreter, with the
+    current directory kept off its import path (``-P``)."""
+    return [sys.executable, "-P", "-c", _BOOT, *args]
 
 
 @dataclass(slots=True)

@@ -42,6 +42,7 @@ from blackboard.scenario.report import build_report
 from blackboard.scenario.system import (
     System,
     child_env,
+    credentials_env,
     process_ready,
     process_specs,
     scenario_settings,
@@ -135,11 +136,14 @@ class _Run:
                 self.sup.kill_all_now()
             if self.system is not None:
                 await self.system.close()
+            # the logs may be kept; the processes' password file is not
+            (self.run_dir / "redis.password").unlink(missing_ok=True)
 
     async def _run(self, stack: AsyncExitStack) -> RunResult:
         plan, s = self.plan, self.plan.scenario
         started = time.time()
         self.system = system = await System.start(plan, self.options.redis_url)
+        self.sup.env = credentials_env(self.sup.env, system, self.run_dir)
         control = redis_from_url(system.direct_url, Settings())
         stack.push_async_callback(control.aclose)
         names = {b.name: b.name for b in plan.boards}
@@ -165,7 +169,7 @@ class _Run:
         view = LiveView(s.name, s.workload.items, self.sup, self.console, quiet=self.options.quiet)
         for w in plan.warnings:
             view.note(f"warning: {w}")
-        where = f"{len(self.sup.procs)} processes on {system.direct_url}"
+        where = f"{len(self.sup.procs)} processes on {system.shown_url}"
         view.note(f"{s.name}: {where}, logs in {self.run_dir}")
         self.sup.start_all()
         await self._until(wait_ready(plan, boards, self.sup, s.run.ready_timeout))

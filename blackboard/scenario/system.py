@@ -1,7 +1,13 @@
 """Bringing a scenario's system up: the server (embedded or a URL), the latency proxy, board
 names, the environment and command lines of every process, and the wait until the system
-is ready (scenario layer; imports server, connection, board, keys, settings and
-scenario.model/processes/proxy).
+is ready (scenario layer; imports server, connection, board, keys, settings, redact,
+secret_files and scenario.model/processes/proxy).
+
+The embedded server requires a password. The runner connects with the full URL; processes
+get the URL without user or password on their command line (``ps`` shows it) and the
+credentials through their environment: ``BLACKBOARD_REDIS_USERNAME`` and a 0600 password
+file (``BLACKBOARD_REDIS_PASSWORD_FILE``) in the run's private directory. Whatever shows a
+URL (notes, reports) shows `System.shown_url`.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,13 +25,22 @@ import msgpack
 
 from blackboard.board import Board
 from blackboard.errors import BlackboardError, BoardUnavailableError
+from blackboard.redact import redact_url, split_credentials
 from blackboard.scenario.load import ScenarioPlan
 from blackboard.scenario.processes import Managed, ProcessSpec, Supervisor, blackboard_argv
 from blackboard.scenario.proxy import LatencyProxy
+from blackboard.secret_files import write_password_file
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
 
-__all__ = ["DEFAULT_SETTINGS", "System", "child_env", "process_specs", "wait_ready"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "System",
+    "child_env",
+    "credentials_env",
+    "process_specs",
+    "wait_ready",
+]
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "claim_lease": 3.0,
@@ -38,8 +54,9 @@ short leases, so that a killed agent's or controller's work is taken over within
 
 @dataclass(slots=True)
 class System:
-    """The server side of a run: where the runner connects (`direct_url`), where the
-    processes connect (`process_url`, through the proxy when there is one)."""
+    """The server side of a run: where the runner connects (`direct_url`, with credentials),
+    where the processes connect (`process_url`, without them; through the proxy when there
+    is one) and the credentials they get through their environment."""
 
     direct_url: str
     process_url: str
@@ -47,6 +64,13 @@ class System:
     proxy: LatencyProxy | None = None
     names: dict[str, str] = field(default_factory=dict)
     """logical board name -> board name used on the server"""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def shown_url(self) -> str:
+        """`direct_url` without its password: what notes and reports show."""
+        return redact_url(self.direct_url)
 
     @classmethod
     async def start(cls, plan: ScenarioPlan, url: str | None) -> System:
@@ -59,7 +83,13 @@ class System:
             server = RedisServer(binary=spec.binary, tcp=True, appendonly=spec.appendonly)
             await asyncio.to_thread(server.start)
             url = server.url
-        system = cls(url, url, server)
+        try:
+            bare, username, password = split_credentials(url)
+        except ValueError:
+            if server is not None:
+                await asyncio.to_thread(server.close)
+            raise BoardUnavailableError(f"bad Redis URL {redact_url(url)!r}") from None
+        system = cls(url, bare, server, username=username, password=password)
         wants_proxy = spec.proxy
         if wants_proxy is None:
             wants_proxy = any(f.kind == "latency" for f in plan.scenario.faults)
@@ -68,7 +98,7 @@ class System:
             if parsed.scheme != "redis" or not parsed.port:
                 await system.close()
                 raise BoardUnavailableError(
-                    f"the latency proxy needs a redis://host:port URL, not {url!r}"
+                    f"the latency proxy needs a redis://host:port URL, not {redact_url(url)!r}"
                 )
             system.proxy = await LatencyProxy(parsed.hostname or "127.0.0.1", parsed.port).start()
             path = parsed.path or "/0"
@@ -95,6 +125,22 @@ def child_env(plan: ScenarioPlan) -> dict[str, str]:
             str(value).lower() if isinstance(value, bool) else str(value)
         )
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def credentials_env(env: dict[str, str], system: System, directory: Path) -> dict[str, str]:
+    """`env` with the credentials of `system`'s URL: its user, and its password in a new
+    0600 file in `directory` (the run's private directory) instead of any password `env`
+    held. Unchanged when the URL has none: the processes use what their environment holds."""
+    env = dict(env)
+    if system.username is not None:
+        env["BLACKBOARD_REDIS_USERNAME"] = system.username
+    if system.password is not None:
+        path = directory / "redis.password"
+        path.unlink(missing_ok=True)
+        write_password_file(path, system.password)
+        env.pop("BLACKBOARD_REDIS_PASSWORD", None)
+        env["BLACKBOARD_REDIS_PASSWORD_FILE"] = str(path)
     return env
 
 

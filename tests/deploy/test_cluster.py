@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -83,7 +84,7 @@ async def test_killed_master_gives_clear_errors_and_loses_no_acknowledged_write(
             break
     assert on_first and on_other
     node = cluster.nodes[0]
-    seed = f"redis+cluster://127.0.0.1:{cluster.nodes[1].port}"
+    seed = f"redis+cluster://:{cluster.password}@127.0.0.1:{cluster.nodes[1].port}"
     async with blackboard.connect(seed, board=on_first, writer="w") as b:
         acked = [await b.apply("counter", "add", 1) for _ in range(200)]
     assert acked[-1].value == 200
@@ -176,7 +177,7 @@ def test_support_scenario_runs_on_a_cluster(cluster: RedisClusterServers, tmp_pa
             "run",
             "scenarios/support.toml",
             "--redis",
-            cluster.url,
+            cluster.bare_url,  # the password goes by file, never on a command line
             "--items",
             "30",
             "--quiet",
@@ -184,6 +185,7 @@ def test_support_scenario_runs_on_a_cluster(cluster: RedisClusterServers, tmp_pa
             str(report),
         ],
         cwd=ROOT,
+        env={**os.environ, "BLACKBOARD_REDIS_PASSWORD_FILE": cluster.password_file},
         capture_output=True,
         text=True,
         timeout=240,
@@ -192,3 +194,4 @@ def test_support_scenario_runs_on_a_cluster(cluster: RedisClusterServers, tmp_pa
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     doc = json.loads(report.read_text())
     assert all(inv["ok"] for inv in doc["invariants"]), doc["invariants"]
+    assert cluster.password and cluster.password not in report.read_text()

@@ -18,7 +18,7 @@ async def test_connect_waits_for_a_server_that_comes_up() -> None:
     later = loop.call_later(1.0, server.start)
     try:
         started = time.monotonic()
-        async with blackboard.connect(f"redis://127.0.0.1:{port}/0", board="w", wait=20) as b:
+        async with blackboard.connect(server.url, board="w", wait=20) as b:
             assert (await b.put("k", 1)).version == 1
         assert time.monotonic() - started >= 0.9
     finally:

@@ -96,10 +96,10 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Redis
 
 
 async def test_rediss_with_ca_file(tls_server: tuple[RedisServer, int, Path]) -> None:
-    _server, port, ca = tls_server
+    server, port, ca = tls_server
     settings = blackboard.Settings(tls_ca_file=str(ca))
     async with blackboard.connect(
-        f"rediss://127.0.0.1:{port}/0", board="tls", settings=settings
+        f"rediss://:{server.password}@127.0.0.1:{port}/0", board="tls", settings=settings
     ) as b:
         e = await b.put("secret/1", {"ok": True}, expect=blackboard.ABSENT)
         assert (await b.get("secret/1")).value == {"ok": True}  # type: ignore[union-attr]
@@ -107,8 +107,8 @@ async def test_rediss_with_ca_file(tls_server: tuple[RedisServer, int, Path]) ->
 
 
 async def test_rediss_ca_in_url(tls_server: tuple[RedisServer, int, Path]) -> None:
-    _server, port, ca = tls_server
-    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+    server, port, ca = tls_server
+    url = f"rediss://:{server.password}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
     async with blackboard.connect(url, board="tls2") as b:
         assert (await b.apply("n", "add", 2)).value == 2
 

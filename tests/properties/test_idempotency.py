@@ -44,6 +44,7 @@ async def test_retry_after_the_connection_dropped_post_apply(
     await scripts.check_library(board.redis)
     keys, args, _values, _fp = board._encode([Put("k", {"n": 1})], "req-1", None)
     _reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
+    writer.write(_resp("AUTH", redis_server.password))  # test servers require a password
     writer.write(_resp("FCALL", scripts.COMMIT.fname, len(keys), *keys, *args))
     await writer.drain()
     writer.close()  # gone before the reply: the client cannot know whether it applied
@@ -261,9 +262,12 @@ async def proxy(redis_server: blackboard.RedisServer) -> AsyncIterator[DroppingP
     await p.close()
 
 
-async def test_a_resent_plain_put_applies_once(proxy: DroppingProxy, board_name: str) -> None:
+async def test_a_resent_plain_put_applies_once(
+    proxy: DroppingProxy, board_name: str, redis_server: blackboard.RedisServer
+) -> None:
     url = f"redis://127.0.0.1:{proxy.port}/0"  # type: ignore[attr-defined]
-    async with blackboard.connect(url, board=board_name) as b:
+    settings = blackboard.Settings(redis_password=redis_server.password)
+    async with blackboard.connect(url, board=board_name, settings=settings) as b:
         proxy.armed = True
         started = time.monotonic()
         e = await b.put("k", {"n": 1})  # no idempotency key: the generated one protects it

@@ -66,7 +66,10 @@ async def test_the_proxy_forwards_both_ways_with_and_without_delay(
 ) -> None:
     proxy = await LatencyProxy("127.0.0.1", single_server.port).start()
     try:
-        async with blackboard.connect(proxy.url, board="proxied", writer="t") as b:
+        settings = blackboard.Settings(redis_password=single_server.password)
+        async with blackboard.connect(
+            proxy.url, board="proxied", writer="t", settings=settings
+        ) as b:
             e = await b.put("k", {"n": 1})
             proxy.delay = 0.02
             assert (await b.get("k")).value == {"n": 1}  # type: ignore[union-attr]
