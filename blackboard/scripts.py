@@ -2,7 +2,8 @@
 (bottom layer: imports errors only).
 
 Each function's source lives in ``blackboard/lua/<name>.lua`` with a header giving its KEYS,
-ARGV and return value; ``lua/preamble.lua`` holds helpers shared by all of them. `LIBRARY` is
+ARGV and return value; ``lua/preamble.lua`` and ``lua/reducers.lua`` hold helpers shared by
+all of them, defined once at library level. `LIBRARY` is
 the text given to ``FUNCTION LOAD``: the preamble once at library level, then every file
 wrapped as ``redis.register_function{function_name='bb_<version>_<name>', ...}``. `VERSION`
 is a hash of that text, so a client only ever calls the code it was written for; libraries
@@ -53,7 +54,7 @@ def _lua(name: str) -> str:
 
 
 def _library() -> tuple[str, str]:
-    body = [_lua("preamble")]
+    body = [_lua("preamble"), _lua("reducers")]  # library level: defined once, not per call
     for name, readonly in _FUNCTIONS:
         flags = ", flags={'no-writes'}" if readonly else ""
         body.append(
