@@ -11,7 +11,8 @@ named unambiguously (board names and role names cannot hold ``:``):
   may write exactly what those functions write for it: HSET/HDEL on the entries its role owns
   (the policy's ``[roles.<role>].writes`` globs), INCRBY on the revision counter, XADD on the
   log and the outcome stream, ZADD/ZREM on the live-key index, SET on its own idempotency
-  scope, the claim commands on its own role queue, HSET on proposals and presence. No SET,
+  scope, the claim commands on its own role queue, HSET on proposals and presence (and, for
+  the human role, XADD on the operators' command stream). No SET,
   DEL, XTRIM or EXPIRE on shared keys. Redis checks ACL inside functions too, so a write
   outside this is refused with NOPERM (`PermissionDeniedError`); the commit asks first
   (``redis.acl_check_cmd``) so it refuses before its first write.
@@ -98,7 +99,7 @@ def roles_of(policy: Policy) -> list[str]:
     return sorted(roles)
 
 
-def role_user(k: BoardKeys, role: str, writes: list[str] | None) -> AclUser:
+def role_user(k: BoardKeys, role: str, writes: list[str] | None, human: bool = False) -> AclUser:
     """The user of one role (pure): see the module docstring."""
     owned = " ".join(f"~{k.entry(p)}" for p in (writes if writes is not None else ["*"]))
     selectors = (
@@ -111,6 +112,8 @@ def role_user(k: BoardKeys, role: str, writes: list[str] | None) -> AclUser:
         f"(+xreadgroup +xack +xautoclaim +xclaim +xgroup|create ~{k.queue(role)})",
         f"(+hset +hdel ~{k.agents} ~{k.proposals('*')})",
     )
+    if human:  # people steer: retry or cancel activations through the controller
+        selectors += (f"(+xadd ~{k.controller_commands})",)
     return AclUser(
         user_name(k.board, role),
         f"agents of role {role}: write "
@@ -123,7 +126,10 @@ def role_user(k: BoardKeys, role: str, writes: list[str] | None) -> AclUser:
 def acl_users(policy: Policy, board: str) -> list[AclUser]:
     """The users for `board` under `policy` (pure)."""
     k = BoardKeys(board)
-    users = [role_user(k, role, policy.limits(role).writes) for role in roles_of(policy)]
+    human = policy.escalation.human
+    users = [
+        role_user(k, role, policy.limits(role).writes, role == human) for role in roles_of(policy)
+    ]
     users.append(
         AclUser(
             user_name(board, kind="controller"),

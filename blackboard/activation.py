@@ -49,7 +49,11 @@ class Activation:
 
     `depth` counts the activations in its causal chain; `escalated_from` names the role whose
     low-confidence result this one re-examines; `context` holds what the controller adds
-    (e.g. the consensus reached). `attempt` is 1 on first delivery, more after a takeover.
+    (e.g. the consensus reached). `attempt` counts runs of this activation: 1, then one more
+    per retry the role's retry policy schedules after a transient failure (docs/agents.md);
+    `delivery` counts deliveries of this attempt (more than 1 after a takeover). The
+    `idempotency_key` is the same across attempts and takeovers: the board commit uses it, and
+    handlers pass it to external APIs so that a rerun does not charge or send twice.
     """
 
     id: str
@@ -67,10 +71,17 @@ class Activation:
     entry_id: str = ""
     attempt: int = 1
     granted_ms: int = 0
+    delivery: int = 1
+    value_carried: bool = True  # False: re-queued without the value (the runtime reads it)
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts and takeovers: give it to external APIs (see the class)."""
+        return self.id
 
     @classmethod
     def from_entry(
-        cls, role: str, entry_id: str, fields: dict[bytes, bytes], attempt: int = 1
+        cls, role: str, entry_id: str, fields: dict[bytes, bytes], delivery: int = 1
     ) -> Activation:
         """Read a queue entry; raises CorruptEntryError when it is not a grant."""
         try:
@@ -91,8 +102,10 @@ class Activation:
                 escalated_from=fields.get(b"e", b"").decode() or None,
                 context=msgpack.unpackb(extra, raw=False) if extra else {},
                 entry_id=entry_id,
-                attempt=attempt,
+                attempt=int(fields.get(b"n", 1)),
                 granted_ms=int(float(fields.get(b"g", 0))),
+                delivery=delivery,
+                value_carried=b"X" not in fields,
             )
         except CorruptEntryError:
             raise

@@ -17,6 +17,7 @@ from typing import Any
 
 from blackboard.guards import (
     Breaker,
+    BreakerState,
     TokenBucket,
     aging_key,
     backpressure,
@@ -235,6 +236,31 @@ class Agenda:
         self._release(act)
         changed = self.breaker(act.role).record(activation_id, ok, now)
         return act, changed
+
+    def attempt_failed(self, activation_id: str, now: float) -> bool:
+        """A run of an open activation failed and will run again: it counts against its
+        role's breaker, and the activation stays open (its resource stays held, its pending
+        slot taken). True when the breaker changed."""
+        act = self.open.get(activation_id)
+        if act is None:
+            return False
+        return self.breaker(act.role).record(activation_id, False, now)
+
+    def retry_gate(self, activation_id: str, now: float) -> float | None:
+        """None when the next run of a retrying activation may start now (it takes a rate
+        token, and the breaker's trial when half-open); else the time to look again."""
+        act = self.open[activation_id]
+        breaker = self.breaker(act.role)
+        if not breaker.check(now).ok:
+            return breaker.next_at() or now + 0.5
+        bucket = self._bucket(act.role, now)
+        if bucket is not None:
+            if not bucket.check(now).ok:
+                return bucket.next_at(now)
+            bucket.take(now)
+        if breaker.state is BreakerState.HALF_OPEN:
+            breaker.granted(activation_id)
+        return None
 
     def revert(self, activation_id: str) -> None:
         """Undo a grant the board refused as a duplicate (granted by an earlier leader)."""

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -31,8 +32,9 @@ from redis.exceptions import RedisError, ResponseError
 from blackboard import scripts
 from blackboard.admission import Admission
 from blackboard.agenda import Agenda, Candidate, OpenActivation
-from blackboard.board import Board, wrap_redis_error
+from blackboard.board import Board, backoff_delay, wrap_redis_error
 from blackboard.codec import KINDS
+from blackboard.decisions import decision
 from blackboard.entry import Change
 from blackboard.errors import BlackboardError
 from blackboard.grant_batch import Fenced, GrantBatch
@@ -108,6 +110,9 @@ class Controller:
         self._trimmed: dict[str, tuple[int, int]] = {}
         self._deferred: GrantBatch | None = None
         self._deferred_at = 0.0
+        self._retries: dict[str, float] = {}  # open activations waiting to run again: due
+        self._cmd_cursor = "0-0"  # the last operator command read
+        self._rng = random.Random()
 
     # -- leadership -----------------------------------------------------------------------
 
@@ -202,6 +207,9 @@ class Controller:
                         raise
             opened: Any = await self.redis.hgetall(self.keys.open_activations)
             state: Any = await self.redis.hgetall(self.keys.controller_state)
+            scheduled: Any = await self.redis.zrange(
+                self.keys.retry_schedule, 0, -1, withscores=True
+            )
             groups: Any = await self.redis.xinfo_groups(self.keys.log)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
@@ -225,10 +233,18 @@ class Controller:
                 if entry:
                     role = self.agenda.open[_s(act_id)].role
                     self._queued[_s(act_id)] = (role, _stream_id(entry))
+        self._retries = {
+            _s(act_id): score / 1000
+            for act_id, score in scheduled
+            if _s(act_id) in self.agenda.open
+        }
+        self._cmd_cursor = "0-0"
         for field, blob in state.items():
             name = _s(field)
             if name.startswith("breaker:"):
                 self.agenda.breaker(name[8:]).load(msgpack.unpackb(blob, raw=False))
+            elif name == "commands":
+                self._cmd_cursor = str(msgpack.unpackb(blob, raw=False))
         for g in groups:
             if _s(g["name"]) == GROUP:
                 self._last_rev = int(_s(g["last-delivered-id"]).split("-")[0])
@@ -286,6 +302,9 @@ class Controller:
             self._sweep_at = time.monotonic() + self.settings.controller_lease / 3
         now = self.clock()
         due = self.agenda.next_due(now)
+        retry_at = self._next_retry()
+        if retry_at is not None and (due is None or retry_at < due):
+            due = retry_at
         if (due is not None and due <= now + 0.001) or now - self._status_at >= 1.0:
             await self._process([], [])
         timeout = 0.2
@@ -378,11 +397,17 @@ class Controller:
         for entry_id, fields in outcomes:
             batch.outcome_acks.append(entry_id)
             if fields is not None:
-                ok = fields.get(b"o") == b"ok"
+                status = fields.get(b"o")
+                if status in (b"retry", b"failed"):
+                    self._failed_run(batch, fields, now)
+                    continue
                 self._finish(
-                    batch, _s(fields.get(b"a", b"")), ok, _s(fields.get(b"e", b"")),
+                    batch, _s(fields.get(b"a", b"")), status == b"ok", _s(fields.get(b"e", b"")),
                     _s(fields.get(b"w", b"")), now,
                 )  # fmt: skip
+        self._due_retries(batch, now)
+        if now - self._status_at >= 1.0:
+            await self._commands(batch, now)
         for entry_id, fields in logs:
             if fields is None:  # deleted from the stream, or forged
                 batch.log_acks.append(entry_id)
@@ -515,17 +540,155 @@ class Controller:
                 self._waiting_events[cand.event_id] = left
 
     def _finish(
-        self, batch: GrantBatch, act_id: str, ok: bool, error: str, agent: str, now: float
-    ) -> None:
+        self, batch: GrantBatch, act_id: str, ok: bool, error: str, agent: str, now: float,
+        attempt: int | None = None,
+    ) -> None:  # fmt: skip
         act, changed = self.agenda.finished(act_id, ok, now)
         self._queued.pop(act_id, None)
+        self._retries.pop(act_id, None)
         if act is None:
             return
-        batch.finish(act_id, ok, error, agent, now)
+        batch.finish(act_id, ok, error, agent, now, attempt)
         if changed:
             breaker = self.agenda.breaker(act.role)
             log.warning("breaker of %s is %s", act.role, breaker.state.value)
             batch.state(f"breaker:{act.role}", breaker.dump())
+
+    # -- retries and dead letters -----------------------------------------------------------
+
+    def _failed_run(self, batch: GrantBatch, fields: dict[bytes, bytes], now: float) -> None:
+        """A run of an activation failed: schedule the next attempt under its role's retry
+        policy (durable: the schedule is on the board), or park it as a dead letter."""
+        act_id = _s(fields.get(b"a", b""))
+        open_ = self.agenda.open.get(act_id)
+        error, agent = _s(fields.get(b"e", b"")), _s(fields.get(b"w", b""))
+        if open_ is None:
+            return  # settled already (a replayed or late report)
+        kind = _s(fields.get(b"k", b"")) or ("error" if fields.get(b"o") == b"retry" else "fail")
+        try:
+            attempt = int(fields.get(b"n", b"1"))
+            after = float(fields.get(b"r") or 0.0)
+        except ValueError:
+            attempt, after = 1, 0.0
+        key = _s(fields.get(b"K", b""))
+        retry = self.policy.limits(open_.role).retry
+        if not retry.retries(kind) or attempt >= retry.attempts:
+            why = (
+                f"failed for good ({kind})"
+                if not retry.retries(kind)
+                else f"failed after {attempt} of {retry.attempts} attempts"
+            )
+            log.warning("activation %s %s: %s", act_id, why, error)
+            self._finish(batch, act_id, False, f"{why}: {error}", agent, now, attempt)
+            batch.dead_letter(act_id, now)
+            if key:
+                batch.decide(key, self._decision("failed", act_id, open_, key, [why, error], now))
+            return
+        delay = max(after, backoff_delay(attempt, retry.base, retry.cap, self._rng))
+        due = now + delay
+        if self.agenda.attempt_failed(act_id, now):
+            breaker = self.agenda.breaker(open_.role)
+            log.warning("breaker of %s is %s", open_.role, breaker.state.value)
+            batch.state(f"breaker:{open_.role}", breaker.dump())
+        self._retries[act_id] = due
+        reasons = [
+            f"attempt {attempt} of {retry.attempts} failed ({kind}): {error}",
+            f"attempt {attempt + 1} in {delay:.2f}s",
+        ]
+        log.info("activation %s: %s; %s", act_id, *reasons)
+        blob = self._decision("retrying", act_id, open_, key, reasons, now)
+        batch.retry_later(act_id, key or "?", int(due * 1000), attempt + 1, error, blob)
+
+    def _decision(
+        self, what: str, act_id: str, act: OpenActivation, key: str, reasons: list[str],
+        now: float,
+    ) -> bytes:  # fmt: skip
+        return decision(
+            what, key=key, version=0, revision=0, role=act.role, rule="", reasons=reasons,
+            activation=act_id, time_ms=int(now * 1000),
+        )  # fmt: skip
+
+    def _due_retries(self, batch: GrantBatch, now: float) -> None:
+        """Queue the activations whose next attempt is due, when their guards allow."""
+        for act_id, due in list(self._retries.items()):
+            if due > now:
+                continue
+            if act_id not in self.agenda.open:
+                self._retries.pop(act_id, None)
+                continue
+            later = self.agenda.retry_gate(act_id, now)
+            if later is not None:
+                self._retries[act_id] = max(later, now + 0.01)
+                continue
+            del self._retries[act_id]
+            batch.requeue(act_id, self.agenda.open[act_id].role)
+
+    def _next_retry(self) -> float | None:
+        return min(self._retries.values()) if self._retries else None
+
+    async def _commands(self, batch: GrantBatch, now: float) -> None:
+        """Operators' commands (`blackboard activation retry|cancel`): a stream only admins
+        and humans may write; read from where this leader's predecessor stopped."""
+        try:
+            raw: Any = await self.redis.xrange(
+                self.keys.controller_commands, f"({self._cmd_cursor}", "+", count=100
+            )
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        for entry_id, fields in raw:
+            self._cmd_cursor = _s(entry_id)
+            await self._command(batch, {_s(k): _s(v) for k, v in fields.items()}, now)
+        if raw:
+            batch.state("commands", self._cmd_cursor)
+
+    async def _command(self, batch: GrantBatch, cmd: dict[str, str], now: float) -> None:
+        what, act_id = cmd.get("c", ""), cmd.get("a", "")
+        actor, reason = cmd.get("w", "?"), cmd.get("why", "")
+        try:
+            record: Any = await self.redis.hgetall(self.keys.activation(act_id))
+        except RedisError as exc:
+            raise wrap_redis_error(exc) from exc
+        rec = {_s(k): v.decode(errors="replace") for k, v in record.items()}
+        key, role = rec.get("k", ""), rec.get("role", "")
+        state = rec.get("s", "")
+        said = f"{what} by {actor}" + (f": {reason}" if reason else "")
+        open_ = self.agenda.open.get(act_id)
+        result = "refused: no such activation"
+        if not rec:
+            pass
+        elif what == "retry" and act_id in self._retries:
+            self._retries[act_id] = now
+            result = "next attempt now"
+        elif what == "retry" and state == "failed" and open_ is None:
+            try:
+                depth, priority = int(rec.get("d", 0)), int(rec.get("p", 0))
+                attempt = int(rec.get("n", 1)) + 1
+            except ValueError:
+                depth, priority, attempt = 0, 0, 2
+            reopened = OpenActivation(role, rec.get("res", key), depth, priority, now)
+            opened: list[Any] = [role, reopened.resource, depth, priority, now]
+            self.agenda.restore(act_id, reopened)
+            batch.reopen(act_id, opened)
+            batch.forget(act_id)
+            batch.requeue(act_id, role, attempt)
+            result = f"dead letter queued again as attempt {attempt}"
+        elif what == "cancel" and (act_id in self._retries or (state == "failed" and not open_)):
+            self._retries.pop(act_id, None)
+            if open_ is not None:
+                self.agenda.revert(act_id)
+            batch.finish(act_id, False, said, actor, now, state="cancelled")
+            batch.forget(act_id)
+            result = "cancelled"
+        elif what in ("retry", "cancel"):
+            result = f"refused: the activation is {state or 'unknown'}"
+            if what == "cancel" and state == "granted":
+                result += " (running or waiting for an agent; it ends by itself)"
+        else:
+            result = f"refused: unknown command {what!r}"
+        log.info("activation %s: %s -> %s", act_id, said, result)
+        if key:
+            fake = OpenActivation(role, key, 0, 0, now)
+            batch.decide(key, self._decision("operator", act_id, fake, key, [said, result], now))
 
     async def _write(self, batch: GrantBatch) -> None:
         st = self.settings
@@ -535,6 +698,12 @@ class Controller:
         except Fenced:
             self._deposed = True
             raise _Deposed() from None
+        for act_id, new_id in zip(batch.requeued, batch.requeued_ids, strict=False):
+            open_ = self.agenda.open.get(act_id)
+            if new_id and open_ is not None:
+                self._queued[act_id] = (open_.role, _stream_id(new_id))
+            elif open_ is not None:  # its record is gone (expired): nothing left to run
+                self.agenda.revert(act_id)
         dups = GrantBatch(self.keys)
         for cand, queued in zip(batch.granted, queued_ids, strict=True):
             if queued:

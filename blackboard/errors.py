@@ -19,6 +19,8 @@ caller needs to decide what to do next::
     ├── ServerNotFoundError        no URL given and no server binary to start one
     ├── PolicyError                a policy document is invalid (file, line, reason)
     ├── DeadlineExceededError      an agent's handler ran past its activation's deadline
+    ├── Retry                      raised by a handler: try this activation again (transient)
+    ├── Fail                       raised by a handler: never retry this activation
     ├── AgentLoadError             an agent given as ``path.py:Class`` cannot be loaded
     └── ActivationClosedError      a handler wrote after its activation ended (deadline)
 """
@@ -35,6 +37,7 @@ __all__ = [
     "ConflictError",
     "CorruptEntryError",
     "DeadlineExceededError",
+    "Fail",
     "HistoryTrimmedError",
     "IdempotencyKeyReusedError",
     "InvalidKeyError",
@@ -43,6 +46,7 @@ __all__ = [
     "LibraryMissingError",
     "PermissionDeniedError",
     "PolicyError",
+    "Retry",
     "RetryExhaustedError",
     "ServerNotFoundError",
     "ValidationError",
@@ -190,6 +194,26 @@ class DeadlineExceededError(BlackboardError, TimeoutError):
         self.activation = activation
         self.deadline = deadline
         super().__init__(f"activation {activation} ran past its deadline of {deadline:g}s")
+
+
+class Retry(BlackboardError):
+    """Raised by a handler: the failure is transient (a 429 or 503, a timeout); run the
+    activation again later. `after` (seconds), when given, is the least delay before the next
+    attempt (e.g. a Retry-After header); the role's retry policy bounds the attempts."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        self.reason = reason
+        self.after = after
+        super().__init__(reason)
+
+
+class Fail(BlackboardError):
+    """Raised by a handler: the failure is permanent (bad input, a refusal); the activation
+    is parked as a dead letter at once, with `reason`, and never retried by itself."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class AgentLoadError(BlackboardError):

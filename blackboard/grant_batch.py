@@ -52,6 +52,8 @@ class GrantBatch:
         self.log_acks: list[str] = []
         self.outcome_acks: list[str] = []
         self.granted: list[Candidate] = []
+        self.requeued: list[str] = []  # activation ids of the 'q' ops, in order
+        self.requeued_ids: list[bytes] = []  # their new queue entry ids, after write()
 
     def __bool__(self) -> bool:
         return bool(self.ops or self.log_acks or self.outcome_acks)
@@ -75,6 +77,7 @@ class GrantBatch:
             role=cand.role, rule=cand.rule, reasons=cand.reasons,
             activation=cand.activation_id, time_ms=now_ms,
         )  # fmt: skip
+        record += ["res", cand.resource]  # to open it again as a retried dead letter
         self.ops.append(["g", cand.activation_id, queue, record, opened, granted])
         self.keys += [
             self.k.queue(cand.role),
@@ -83,10 +86,47 @@ class GrantBatch:
         ]
         self.granted.append(cand)
 
-    def finish(self, act_id: str, ok: bool, error: str, agent: str, now: float) -> None:
-        state = "done" if ok else "failed"
-        self.ops.append(["d", act_id, ["s", state, "t", int(now * 1000), "a", agent, "o", error]])
+    def finish(
+        self, act_id: str, ok: bool, error: str, agent: str, now: float,
+        attempt: int | None = None, state: str | None = None,
+    ) -> None:  # fmt: skip
+        state = state or ("done" if ok else "failed")
+        fields: list[Any] = ["s", state, "t", int(now * 1000), "a", agent, "o", error]
+        if attempt is not None:
+            fields += ["n", attempt]
+        self.ops.append(["d", act_id, fields])
         self.keys.append(self.k.activation(act_id))
+
+    def retry_later(
+        self, act_id: str, key: str, due_ms: int, attempt: int, error: str, blob: bytes
+    ) -> None:
+        """Schedule the next run (`attempt`) of an open activation at `due_ms`."""
+        self.ops.append(["y", act_id, due_ms, attempt, error[:1000], blob])
+        self.keys += [self.k.activation(act_id), self.k.retry_schedule, self.k.decisions(key)]
+
+    def requeue(self, act_id: str, role: str, attempt: int | None = None) -> None:
+        """Queue the next run of an open activation now (reported in `requeued`); `attempt`
+        sets its number (default: the one its record holds)."""
+        self.ops.append(["q", act_id] if attempt is None else ["q", act_id, attempt])
+        self.keys += [self.k.queue(role), self.k.activation(act_id), self.k.retry_schedule]
+        self.requeued.append(act_id)
+
+    def dead_letter(self, act_id: str, now: float) -> None:
+        self.ops.append(["x", act_id, int(now * 1000)])
+        self.keys.append(self.k.dead_letters)
+
+    def forget(self, act_id: str) -> None:
+        """Take an activation off the retry schedule and the dead letters."""
+        self.ops.append(["z", act_id])
+        self.keys += [self.k.retry_schedule, self.k.dead_letters]
+
+    def reopen(self, act_id: str, opened: list[Any]) -> None:
+        self.ops.append(["o", act_id, pack(opened)])
+
+    def decide(self, key: str, blob: bytes) -> None:
+        """A decision about an entry (already encoded)."""
+        self.ops.append(["r", blob])
+        self.keys.append(self.k.decisions(key))
 
     def state(self, field: str, value: Any) -> None:
         """Set a field of the controller state hash (breakers, status)."""
@@ -143,4 +183,5 @@ class GrantBatch:
             raise wrap_redis_error(res)
         if res[0] == b"fenced":
             raise Fenced(res[1].decode())
+        self.requeued_ids = list(res[2]) if len(res) > 2 else []
         return list(res[1])

@@ -22,6 +22,11 @@ tag: one board lives on one Redis Cluster slot, and every multi-key script stays
                                     id -> msgpack [role, resource, depth, priority, ms]
 ``bb:{B}:outcomes``     stream      outcomes agents report without a commit (failed,
                                     done without writes); controller group ``controller``
+``bb:{B}:retry``        zset        activations waiting to run again: id -> due time, ms
+``bb:{B}:failed``       zset        dead letters (failed after their last attempt):
+                                    id -> time failed, ms
+``bb:{B}:ctl:cmd``      stream      operators' commands to the controller (retry, cancel),
+                                    written by admins and humans only
 ``bb:{B}:why:<key>``    list        latest controller decisions about entry ``<key>``,
                                     newest first (``blackboard explain``)
 ``bb:{B}:ctl:lease``    string      controller leader lease ``<epoch>:<holder>`` with TTL
@@ -195,6 +200,21 @@ class BoardKeys:
     def controller_state(self) -> str:
         """The hash of controller state that outlives a leader (breakers, status)."""
         return self.prefix + "ctl:state"
+
+    @property
+    def retry_schedule(self) -> str:
+        """The zset of activations waiting to run again, scored by due time (ms)."""
+        return self.prefix + "retry"
+
+    @property
+    def dead_letters(self) -> str:
+        """The zset of activations that failed after their last attempt (ms failed)."""
+        return self.prefix + "failed"
+
+    @property
+    def controller_commands(self) -> str:
+        """The stream of operators' commands to the controller (retry, cancel)."""
+        return self.prefix + "ctl:cmd"
 
     @property
     def agents(self) -> str:

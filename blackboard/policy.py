@@ -187,8 +187,40 @@ class Rule(_Model):
         return None if v is None else _check_template(v)
 
 
+RETRYABLE = ("error", "deadline", "conflict")
+
+
+class RetryPolicy(_Model):
+    """How a role's failed activations run again (docs/agents.md). A handler that raises
+    `blackboard.Retry` is always retried while attempts last; `blackboard.Fail` never is; any
+    other exception ("error") and a deadline overrun ("deadline") are retried when listed in
+    `on`. The delay before attempt n+1 is full jitter: uniform in [0, min(cap, base * 2**n)],
+    and at least the `after` a Retry asked for."""
+
+    attempts: int = Field(5, ge=1, le=100, description="runs in all, the first included")
+    base: float = Field(0.5, gt=0, description="first backoff, seconds")
+    cap: float = Field(30.0, gt=0, description="largest backoff, seconds")
+    on: list[str] = Field(
+        default_factory=lambda: ["error", "deadline"],
+        description="failures that retry besides blackboard.Retry: error, deadline",
+    )
+
+    @field_validator("on")
+    @classmethod
+    def _on(cls, v: list[str]) -> list[str]:
+        for kind in v:
+            if kind not in RETRYABLE:
+                raise ValueError(f"unknown failure kind {kind!r}: use {', '.join(RETRYABLE)}")
+        return v
+
+    def retries(self, kind: str) -> bool:
+        """Whether a failure of `kind` ('retry', 'error', 'deadline', 'fail') may run again."""
+        return kind == "retry" or (kind in self.on and kind != "fail")
+
+
 class RoleLimits(_Model):
-    """Limits of one role: backpressure bound, rate, circuit breaker, escalation target."""
+    """Limits of one role: backpressure bound, rate, circuit breaker, escalation target,
+    retry policy."""
 
     max_pending: int = Field(1000, ge=1)
     rate: float | None = Field(None, gt=0)
@@ -203,6 +235,7 @@ class RoleLimits(_Model):
         description="entry key globs this role may write (Redis glob: * spans '/'); "
         "`blackboard acl generate` turns them into the role's ACL user; None = any entry",
     )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
     @field_validator("writes")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -39,7 +40,9 @@ from blackboard.errors import (
     ConflictError,
     CorruptEntryError,
     DeadlineExceededError,
+    Fail,
     LeaseLostError,
+    Retry,
 )
 from blackboard.ops import Fence, Op
 from blackboard.settings import Settings
@@ -52,13 +55,17 @@ log = logging.getLogger("blackboard.agent")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one activation ended: "ok", "failed" or "lost" (the claim went to another agent),
-    with the error and the entries the activation committed."""
+    """How one run of an activation ended: "ok", "failed" or "lost" (the claim went to
+    another agent), with the error and the entries the activation committed. A failed run
+    with `retryable` set was reported as transient: the controller runs the activation again
+    while its role's retry policy allows (`blackboard.Retry`, other exceptions, deadlines);
+    `blackboard.Fail` is never retried."""
 
     activation: Activation
     status: str
     error: str | None = None
     written: tuple[Entry, ...] = ()
+    retryable: bool = False
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -240,7 +247,7 @@ class AgentRuntime:
             eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             act = self._parse(eid, fields, delivered.get(eid, 2))
             if act is not None:
-                log.info("took over %s (delivery %d)", act.id, act.attempt)
+                log.info("took over %s (delivery %d)", act.id, act.delivery)
                 out.append(act)
         return out
 
@@ -273,9 +280,14 @@ class AgentRuntime:
         return outcome
 
     async def _execute(self, act: Activation) -> Outcome:
-        if act.attempt > self.settings.max_deliveries:
-            err = f"gave up after {act.attempt - 1} deliveries"
-            return await self._settle(act, "failed", err)
+        if act.delivery > self.settings.max_deliveries:
+            err = f"gave up after {act.delivery - 1} deliveries (poison?)"
+            return await self._settle(act, "failed", err, "fail")
+        if act.attempt > 1:
+            log.info("running %s again: attempt %d", act.id, act.attempt)
+        if not act.value_carried:  # re-queued from its record: read the granted version
+            entry = await self.board.get(act.key, version=act.version)
+            act = dataclasses.replace(act, value=entry.value if entry else None, value_carried=True)
         # the commit needs the claim still ours and renewed within the claim lease; a
         # proposal (propose.lua) checks that it is still ours
         lease_ms = int(self.settings.claim_lease * 1000)
@@ -298,15 +310,26 @@ class AgentRuntime:
                     await self._call(act, staging)
             except TimeoutError as exc:
                 staging.close()
-                error = DeadlineExceededError(act.id, limit_s) if limit.expired() else exc
-                return await self._settle(act, "failed", f"{type(error).__name__}: {error}")
+                expired = limit.expired()
+                error = DeadlineExceededError(act.id, limit_s) if expired else exc
+                kind = "deadline" if expired else "error"
+                log.info("activation %s attempt %d failed: %s", act.id, act.attempt, error)
+                return await self._settle(act, "retry", f"{type(error).__name__}: {error}", kind)
             except BoardUnavailableError:
                 staging.close()
                 raise  # transient: the claim stays pending and is taken over after the lease
+            except Fail as exc:
+                staging.close()
+                log.info("activation %s failed for good: %s", act.id, exc.reason)
+                return await self._settle(act, "failed", f"Fail: {exc.reason}", "fail")
+            except Retry as exc:
+                staging.close()
+                log.info("activation %s attempt %d asks for a retry: %s", act.id, act.attempt, exc)
+                return await self._settle(act, "retry", f"Retry: {exc.reason}", "retry", exc.after)
             except Exception as exc:
                 staging.close()
-                log.info("activation %s failed: %r", act.id, exc)
-                return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}")
+                log.info("activation %s attempt %d failed: %r", act.id, act.attempt, exc)
+                return await self._settle(act, "retry", f"{type(exc).__name__}: {exc}", "error")
             ops = staging.close()
             try:
                 for i, p in enumerate(staging.proposals, 1):
@@ -326,8 +349,8 @@ class AgentRuntime:
             except BoardUnavailableError:
                 raise  # a dropped connection is not a failed activation: see _run
             except BlackboardError as exc:
-                return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}")
-        return await self._settle(act, "failed", "conflicts on every attempt")
+                return await self._settle(act, "failed", f"{type(exc).__name__}: {exc}", "fail")
+        return await self._settle(act, "retry", "conflicts on every run", "error")
 
     async def _call(self, act: Activation, staging: ActivationBoard) -> None:
         if self.agent.is_async:
@@ -345,18 +368,29 @@ class AgentRuntime:
             raise (await view._wrap_commit_error(exc, ops)) from exc
         return await view._result(ops, values, res, keys[3], fingerprint)
 
-    async def _settle(self, act: Activation, status: str, error: str) -> Outcome:
+    async def _settle(
+        self, act: Activation, status: str, error: str, kind: str = "",
+        after: float | None = None,
+    ) -> Outcome:  # fmt: skip
+        """Settle the claim as `status` ("ok", "failed", "retry": failed, may run again
+        under the role's retry policy, which the controller applies)."""
         try:
-            await self._finish(act, status, error)
+            await self._finish(act, status, error, kind, after)
         except LeaseLostError as exc:
             return Outcome(act, "lost", str(exc))
+        if status == "retry":
+            return Outcome(act, "failed", error or None, retryable=True)
         return Outcome(act, status, error or None)
 
-    async def _finish(self, act: Activation, outcome: str, error: str) -> None:
+    async def _finish(
+        self, act: Activation, outcome: str, error: str, kind: str = "",
+        after: float | None = None,
+    ) -> None:  # fmt: skip
         keys = [self.queue, self._outcomes_key]
         args = [
             act.entry_id, GROUP, self.name, outcome, act.id, error[:1000],
-            self.settings.outcomes_cap, RELEASED, 10**9,
+            self.settings.outcomes_cap, RELEASED, 10**9, kind,
+            "" if after is None else repr(float(after)), act.attempt, act.key,
         ]  # fmt: skip
         try:
             res = await self._pipe.call(scripts.FINISH, keys, args)

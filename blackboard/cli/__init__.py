@@ -7,6 +7,7 @@ turns a BlackboardError into one clear line on stderr and exit code 1 (bad input
 from __future__ import annotations
 
 from blackboard.cli import acl_cmd as acl_cmd
+from blackboard.cli import activation_cmd as activation_cmd
 from blackboard.cli import board_cmds as board_cmds
 from blackboard.cli import compaction as compaction
 from blackboard.cli import control as control

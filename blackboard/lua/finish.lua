@@ -5,9 +5,13 @@
 --
 -- KEYS[1] role queue stream    KEYS[2] outcome stream
 -- ARGV[1] queue entry id (the claim)    ARGV[2] group    ARGV[3] consumer (the agent)
--- ARGV[4] 'ok' | 'failed' | 'release'   ARGV[5] activation id    ARGV[6] error text
+-- ARGV[4] 'ok' | 'failed' | 'retry' (failed, may run again) | 'release'   ARGV[5] activation id    ARGV[6] error text
 -- ARGV[7] approximate outcome stream cap    ARGV[8] consumer that holds released claims
 -- ARGV[9] idle time given to a released claim, ms (older than any claim lease)
+-- ARGV[10] kind of failure: '' | 'fail' (blackboard.Fail) | 'retry' (blackboard.Retry)
+--          | 'error' (another exception) | 'deadline'     ARGV[11] least delay before a
+--          retry, seconds ('' = none)     ARGV[12] attempt number of this run
+-- ARGV[13] the activation's entry key (for the controller's decisions about it)
 --
 -- Returns {'ok'} or {'fenced', reason} when the claim is no longer this agent's.
 
@@ -24,5 +28,6 @@ if ARGV[4] == 'release' then
 end
 redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
-  'a', ARGV[5], 'o', ARGV[4], 'e', ARGV[6], 'w', ARGV[3])
+  'a', ARGV[5], 'o', ARGV[4], 'e', ARGV[6], 'w', ARGV[3],
+  'k', ARGV[10] or '', 'r', ARGV[11] or '', 'n', ARGV[12] or '1', 'K', ARGV[13] or '')
 return {'ok'}

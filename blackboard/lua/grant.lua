@@ -19,11 +19,24 @@
 --   {'t', min id}                              keys: role queue: XTRIM MINID ~ (entries below
 --        the oldest activation still open are finished)
 --   {'s', field, value}                        no keys: HSET controller state
+--   {'y', activation id, due ms, next attempt, last error, decision blob}
+--        keys: activation record, retry schedule (zset), decision list of the entry: a
+--        failed attempt that will run again at `due ms` (the activation stays open)
+--   {'q', activation id[, attempt]}            keys: role queue, activation record, retry
+--        schedule: run it again now: a new queue entry, a copy of the last one with the
+--        record's attempt number 'n' (rebuilt from the record, without the value, when the
+--        entry was trimmed: the agent then reads the granted version); reported as the new
+--        entry id, '' when the record is gone
+--   {'x', activation id, ms}                   keys: dead-letter index (zset)
+--   {'z', activation id}                       keys: retry schedule, dead-letter index:
+--        forget it in both (cancelled, or retried by hand)
+--   {'o', activation id, open blob}            no keys: open again (a dead letter retried)
 -- ARGV[6] msgpack array of log event ids to acknowledge
 -- ARGV[7] msgpack array of outcome event ids to acknowledge
 -- ARGV[8] finished activation record TTL, milliseconds (0 = no expiry)
 --
--- Returns {'fenced', token of the holder or ''} or {'ok', {queue entry id or '' per grant}}.
+-- Returns {'fenced', token of the holder or ''} or
+--   {'ok', {queue entry id or '' per grant}, {queue entry id or '' per 'q' op}}.
 
 local held = redis.call('GET', KEYS[1])
 if held ~= ARGV[1] then
@@ -41,6 +54,7 @@ end
 local ops = cmsgpack.unpack(ARGV[5])
 local k = 6
 local granted = {}
+local requeued = {}
 for _, op in ipairs(ops) do
   local kind = op[1]
   if kind == 'g' then
@@ -71,6 +85,60 @@ for _, op in ipairs(ops) do
     k = k + 1
   elseif kind == 's' then
     redis.call('HSET', KEYS[5], op[2], op[3])
+  elseif kind == 'y' then
+    local record, schedule, why = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+    k = k + 3
+    redis.call('ZADD', schedule, op[3], op[2])
+    if redis.call('EXISTS', record) == 1 then
+      redis.call('HSET', record, 's', 'retrying', 'n', op[4], 'due', op[3], 'o', op[5])
+    end
+    decide(why, op[6])
+  elseif kind == 'q' then
+    local queue, record, schedule = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+    k = k + 3
+    redis.call('ZREM', schedule, op[2])
+    if op[3] and redis.call('EXISTS', record) == 1 then redis.call('HSET', record, 'n', op[3]) end
+    local rec = redis.call('HMGET', record, 'q', 'n')
+    local id = ''
+    if rec[1] then
+      local attempt = rec[2] or '2'
+      local old = redis.call('XRANGE', queue, rec[1], rec[1])
+      local fields = {}
+      if #old == 1 then
+        for j = 1, #old[1][2], 2 do
+          if old[1][2][j] ~= 'n' then
+            fields[#fields + 1] = old[1][2][j]
+            fields[#fields + 1] = old[1][2][j + 1]
+          end
+        end
+      else
+        local all = redis.call('HGETALL', record)
+        local keep = {i = 1, k = 1, v = 1, r = 1, u = 1, p = 1, d = 1, l = 1, g = 1, e = 1, c = 1}
+        for j = 1, #all, 2 do
+          if keep[all[j]] then
+            fields[#fields + 1] = all[j]
+            fields[#fields + 1] = all[j + 1]
+          end
+        end
+        fields[#fields + 1] = 'X'
+        fields[#fields + 1] = '1'
+      end
+      fields[#fields + 1] = 'n'
+      fields[#fields + 1] = attempt
+      id = redis.call('XADD', queue, '*', unpack(fields))
+      redis.call('HSET', record, 'q', id, 's', 'granted')
+      redis.call('PERSIST', record)
+    end
+    requeued[#requeued + 1] = id
+  elseif kind == 'x' then
+    redis.call('ZADD', KEYS[k], op[3], op[2])
+    k = k + 1
+  elseif kind == 'z' then
+    redis.call('ZREM', KEYS[k], op[2])
+    redis.call('ZREM', KEYS[k + 1], op[2])
+    k = k + 2
+  elseif kind == 'o' then
+    redis.call('HSET', KEYS[4], op[2], op[3])
   end
 end
 
@@ -78,4 +146,4 @@ local acks = cmsgpack.unpack(ARGV[6])
 if #acks > 0 then redis.call('XACK', KEYS[2], ARGV[2], unpack(acks)) end
 acks = cmsgpack.unpack(ARGV[7])
 if #acks > 0 then redis.call('XACK', KEYS[3], ARGV[2], unpack(acks)) end
-return {'ok', granted}
+return {'ok', granted, requeued}
