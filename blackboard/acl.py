@@ -102,7 +102,7 @@ def roles_of(policy: Policy) -> list[str]:
 def role_user(k: BoardKeys, role: str, writes: list[str] | None, human: bool = False) -> AclUser:
     """The user of one role (pure): see the module docstring."""
     owned = " ".join(f"~{k.entry(p)}" for p in (writes if writes is not None else ["*"]))
-    selectors = (
+    selectors: tuple[str, ...] = (
         f"(+fcall ~{k.prefix}*)",  # functions may name any board key; inner commands decide
         f"(+hset +hdel {owned})",
         f"(+incrby ~{k.rev})",

@@ -40,7 +40,7 @@ from blackboard.errors import BlackboardError
 from blackboard.grant_batch import Fenced, GrantBatch
 from blackboard.lease import LeaderLease
 from blackboard.policy import Policy
-from blackboard.policy_board import POLICY_KEY, load_policy, policy_of
+from blackboard.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
 from blackboard.rules import compile_rules, rules_for_key
 from blackboard.settings import Settings
 from blackboard.watch import check_args
@@ -98,6 +98,7 @@ class Controller:
         self.leading = asyncio.Event()
         self.processed = 0
         self.forged = 0  # log and outcome events dropped because no record backs them
+        self.poisoned = 0  # changes refused because admitting them raised
         self._events = 0
         self._waiting_events: dict[str, int] = {}
         self._last_rev = 0
@@ -186,14 +187,20 @@ class Controller:
         try:
             loaded = await load_policy(self.board)
         except BlackboardError as exc:
-            log.error("the policy on the board is invalid, running none: %s", exc)
-            loaded = None
+            loaded = await last_valid_policy(self.board)
+            kept = f"running v{loaded[1].version}" if loaded else "running none"
+            log.error("the newest policy on the board is invalid, %s: %s", kept, exc)
         if loaded is None:
             log.warning(
                 "no policy in force on %s: nothing is granted until one is applied", self.board.name
             )
         self.policy = loaded[0] if loaded else Policy()
-        self._compiled = compile_rules(self.policy)
+        try:
+            self._compiled = compile_rules(self.policy)
+        except Exception as exc:  # stored before validation caught it: run none, stay up
+            log.error("the policy on the board cannot run, running none: %r", exc)
+            self.policy = Policy()
+            self._compiled = compile_rules(self.policy)
         self.agenda = Agenda(self.policy)
         self.admission = Admission(self.board, self.policy, self.agenda)
         self._waiting_events.clear()
@@ -488,9 +495,19 @@ class Controller:
             if key == POLICY_KEY:
                 self._reload(batch, change, now)
                 continue
-            waiting += await self.admission.admit(
-                batch, entry_id, change, raw, matches, parent_id, parent, now
-            )
+            try:
+                waiting += await self.admission.admit(
+                    batch, entry_id, change, raw, matches, parent_id, parent, now
+                )
+            except (BlackboardError, RedisError):
+                raise  # the board is unreachable or fenced: not this event's fault
+            except Exception as exc:
+                # a poison event (or a rule that cannot evaluate it) is refused on the record
+                # and acknowledged, never retried forever: the controller keeps running
+                log.exception("refusing change %s of %s: %r", change.revision, key, exc)
+                why = [f"poison: the controller could not admit this change: {exc!r}"]
+                batch.refuse(change, "?", "?", why, now)
+                self.poisoned += 1
         if waiting:
             self._waiting_events[entry_id] = waiting
         else:
@@ -516,13 +533,14 @@ class Controller:
     def _reload(self, batch: GrantBatch, change: Change, now: float) -> None:
         try:
             policy = policy_of(change.value)
-        except BlackboardError as exc:
+            compiled = compile_rules(policy)
+        except Exception as exc:  # a policy the controller cannot run: never a crash loop
             log.error("policy v%d refused, the running policy stays: %s", change.version, exc)
             why = [f"invalid policy, running one stays: {exc}"]
             batch.refuse(change, "", "policy", why, now)
             return
         self.policy = policy
-        self._compiled = compile_rules(policy)
+        self._compiled = compiled
         self.agenda.set_policy(policy)
         self.admission.policy = policy
         log.info("policy v%d (%s) in force", change.version, policy.name or "unnamed")
@@ -744,6 +762,7 @@ class Controller:
             "waiting": self.agenda.waiting,
             "open": len(self.agenda.open),
             "forged": self.forged,
+            "poisoned": self.poisoned,
             "roles": self.agenda.status(),
             "time_ms": int(self.clock() * 1000),
         }

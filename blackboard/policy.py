@@ -252,11 +252,24 @@ class RoleLimits(_Model):
 
 class Escalation(_Model):
     """A value written by an activation whose `field` is below `threshold` (0 = off) goes to
-    the role's ``escalate_to``, and past the last one to `human`."""
+    the role's ``escalate_to``, and past the last one to `human`.
+
+    Only the results of the escalating roles are looked at: `roles` when given, else the
+    roles whose limits set ``escalate_to`` or ``threshold``, else (no role sets either) every
+    role. So a downstream role that copies a confidence field it was handed (a resolver
+    quoting an answer a human already approved) does not escalate it again."""
 
     field: str = "confidence"
     threshold: float = Field(0.0, ge=0)
     human: str = "human"
+    roles: list[str] | None = Field(None, description="roles whose results escalate")
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: list[str] | None) -> list[str] | None:
+        for role in v or []:
+            check_role(role)
+        return v
 
     @field_validator("human")
     @classmethod
@@ -314,7 +327,23 @@ class Policy(_Model):
             return None
         return self.limits(role).escalate_to or self.escalation.human
 
+    def escalates(self, role: str) -> bool:
+        """Whether low-confidence results of `role` escalate (see `Escalation`)."""
+        if role == self.escalation.human:
+            return False
+        if self.escalation.roles is not None:
+            return role in self.escalation.roles
+        declared = [
+            r
+            for r, lim in self.roles.items()
+            if lim.escalate_to is not None or lim.threshold is not None
+        ]
+        return role in declared if declared else True
+
     def threshold(self, role: str) -> float:
+        """The confidence below which a result of `role` escalates (0: it never does)."""
+        if not self.escalates(role):
+            return 0.0
         limit = self.limits(role).threshold
         return self.escalation.threshold if limit is None else limit
 

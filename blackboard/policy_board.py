@@ -37,6 +37,19 @@ async def load_policy(board: Board) -> tuple[Policy, Entry] | None:
     return policy_of(entry.value), entry
 
 
+async def last_valid_policy(board: Board) -> tuple[Policy, Entry] | None:
+    """The newest retained version of the policy entry that holds a valid policy (what a
+    controller runs when the newest one is invalid: written around `policy apply`)."""
+    for entry in await board.history(POLICY_KEY):
+        if entry.deleted:
+            return None
+        try:
+            return policy_of(entry.value), entry
+        except BlackboardError:
+            continue
+    return None
+
+
 async def apply_policy(board: Board, source: str, file: str) -> tuple[Entry, bool]:
     """Validate `source` and make it the policy in force. Returns the entry and whether a
     new version was written (False when the same document is in force already).

@@ -106,3 +106,16 @@ def test_role_names() -> None:
     for bad in ("", "a b", "x" * 65, "a/b"):
         with pytest.raises(ValueError):
             check_role(bad)
+
+
+def test_only_escalating_roles_escalate() -> None:
+    # a role downstream of the escalation chain that copies a confidence never escalates
+    p = parse_policy((ROOT / "policies/support.toml").read_text())
+    assert p.threshold("triage") == 0.8 and p.threshold("specialist") == 0.8
+    assert p.threshold("resolver") == 0.0 and p.threshold("human") == 0.0
+    # with no role declaring escalation, the global threshold covers every role
+    rule = '[[rule]]\nname = "r"\non = "a/*"\nrole = "x"\n'
+    bare = parse_policy("[escalation]\nthreshold = 0.5\n" + rule)
+    assert bare.threshold("x") == 0.5
+    listed = parse_policy('[escalation]\nthreshold = 0.5\nroles = ["y"]\n')
+    assert listed.threshold("x") == 0.0 and listed.threshold("y") == 0.5
