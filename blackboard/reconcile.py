@@ -294,6 +294,27 @@ class Reconciler:
                 seen.pop(name)  # not applied yet: look again next round
         self._escalations = seen
 
+    async def _reopen(
+        self, name: str, found: Entry, seen: int, current: int, stats: RoundStats
+    ) -> bool:
+        key = found.value.get("key", "?")
+        doc = {
+            **found.value,
+            "state": "open",
+            "decision": None,
+            "entry_version": current,
+            "reason": f"the entry changed from version {seen} to {current} after the human "
+            f"decided ({found.value.get('decided_by', '?')}); decide again",
+        }
+        try:
+            written = await self.board.put(name, doc, expect=found.version)
+        except ConflictError:
+            return False
+        self._escalations[name] = written.version
+        stats.conflicts += 1
+        self.report(f"{key}: decision on version {seen} not applied, version {current} is there")
+        return True
+
     async def _apply_decision(self, name: str, found: Entry, stats: RoundStats) -> bool:
         doc = found.value
         key = str(doc.get("key", ""))
@@ -306,11 +327,17 @@ class Reconciler:
             if not still_open:
                 break
             entry = await self.board.get(key)
+            current = entry.version if entry is not None else 0
+            seen = doc.get("entry_version")
+            if isinstance(seen, int) and seen != current:
+                # the human decided about another version than the one there now: never
+                # write their value over a change they did not see; ask again
+                return await self._reopen(name, found, seen, current, stats)
             try:
                 done = await commit_merge(
                     self.board,
                     key,
-                    entry.version if entry is not None else 0,
+                    current,
                     doc["decision"],
                     still_open,
                     "human",

@@ -113,3 +113,28 @@ async def test_merge_escalation_decided_by_a_human(tui_board: blackboard.Board) 
     merged = await tui_board.get("contract/9")
     assert merged is not None and merged.value == {"clause": "B"}
     assert await read_escalations(control) == []
+
+
+async def test_a_merge_decision_on_a_stale_version_reopens_the_escalation(
+    tui_board: blackboard.Board,
+) -> None:
+    # issue 14: the human saw version 1, someone wrote version 2, the human rejected (keep
+    # "the current value", i.e. version 1's): version 1's value must not come back as v3
+    rules = rules_from_document({"merge": [{"pattern": "contract/*", "strategy": "escalate"}]})
+    compactor = Compactor(tui_board.bind(writer="compactor"), rules=rules)
+    await tui_board.put("contract/7", {"clause": "original"})
+    a, b = tui_board.bind(writer="lawyer-a"), tui_board.bind(writer="lawyer-b")
+    await a.propose("contract/7", {"clause": "A"})
+    await b.propose("contract/7", {"clause": "B"})
+    await compactor.run(until_idle=True)
+    control = ControlReader(tui_board)
+    [item] = await read_escalations(control)
+    await tui_board.put("contract/7", {"clause": "edited meanwhile"})  # version 2
+    await HumanDesk(tui_board, "carol").reject(item)
+    await compactor.run(until_idle=True)
+    current = await tui_board.get("contract/7")
+    assert current is not None and current.version == 2
+    assert current.value == {"clause": "edited meanwhile"}
+    [again] = await read_escalations(control)
+    assert again.doc["state"] == "open" and "changed from version 1 to 2" in again.doc["reason"]
+    assert again.doc["entry_version"] == 2
