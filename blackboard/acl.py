@@ -1,5 +1,5 @@
 """Least privilege: Redis ACL users per agent role, controller and compactor (no I/O here
-except `apply_users`; imports keys, policy).
+except `apply_users` and `write_secrets`; imports keys, policy, secret_files).
 
 Agents run untrusted model output with their role's credentials, so what a role may do is
 what the server lets its user do (docs/security.md). Each process kind gets its own user,

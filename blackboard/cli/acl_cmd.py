@@ -56,6 +56,8 @@ def generate(
         fail(str(exc), 2)
     try:
         hashes = write_secrets(users, secrets_dir)
+    except BlackboardError as exc:  # an unsafe or unusable password file: named in the error
+        fail(str(exc))
     except (OSError, ValueError, IndexError) as exc:  # unwritable, or a file that is not one
         reason = exc.strerror if isinstance(exc, OSError) else "a password file is unreadable"
         fail(f"cannot use the password files in {secrets_dir}: {reason}")

@@ -209,3 +209,9 @@ def test_cli_generate_writes_a_loadable_aclfile(tmp_path: Path) -> None:
         server.close()
     bad = CliRunner().invoke(app, ["acl", "generate", "--policy", str(tmp_path / "missing.toml")])
     assert bad.exit_code == 2 and "cannot read" in bad.stderr
+    # a password file others may read is refused in one line, never reused or a traceback
+    (secrets / "bb:ops:role:triage.password").chmod(0o644)
+    args = ["acl", "generate", "--policy", str(ROOT / "policies/support.toml"), "--board", "ops"]
+    unsafe = CliRunner().invoke(app, [*args, "--secrets-dir", str(secrets)])
+    assert unsafe.exit_code == 1 and "Traceback" not in unsafe.output
+    assert "bb:ops:role:triage.password" in unsafe.stderr and len(unsafe.stderr.splitlines()) == 1
