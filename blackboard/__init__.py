@@ -42,10 +42,12 @@ from blackboard.errors import (
 from blackboard.merge import MergeRule
 from blackboard.ops import Apply, Delete, Fence, Put
 from blackboard.policy import Policy, parse_policy
+from blackboard.policy_board import apply_policy
 from blackboard.retention import Retention
 from blackboard.runtime import AgentRuntime, Outcome
 from blackboard.server import RedisServer
 from blackboard.settings import Settings
+from blackboard.system import System
 from blackboard.testing import AgentHarness
 
 __version__ = "0.1.0"
@@ -97,8 +99,10 @@ __all__ = [
     "ServerNotFoundError",
     "Settings",
     "SnapshotError",
+    "System",
     "ValidationError",
     "__version__",
+    "apply_policy",
     "connect",
     "parse_policy",
 ]
