@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -200,6 +201,17 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("BLACKBOARD_LLM_BASE_URL", "http://from-env/v1")
     monkeypatch.setenv("BLACKBOARD_LLM_MODEL", "env-model")
     assert LLMAgent().config.model == "env-model"
+
+
+def test_the_llm_policy_and_the_guide_s_policy_examples_validate() -> None:
+    policy = blackboard.parse_policy((ROOT / "policies" / "llm.toml").read_text(), "llm.toml")
+    assert policy.threshold("llm") == 0.6 and policy.escalation_target("llm") == "human"
+    assert policy.limits("llm").retry.attempts == 6
+    guide = (ROOT / "docs" / "agents.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", guide, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        blackboard.parse_policy(block, "docs/agents.md")
 
 
 # -- the handler against the fake API ------------------------------------------------------
