@@ -91,15 +91,22 @@ local function event_backed(prefix, id, fields)
         if not (type(r) == 'string' and tonumber(r) and tonumber(r) > rev) then return false end
       end
     else
-      local rec = redis.pcall('HGET', ekey, tostring(v))
-      if type(rec) == 'string' then
-        if rev_of_record(rec) ~= rev then return false end
+      -- the common case, a fresh event: the entry is still at that version, whose revision
+      -- is in the small 'r' field (no copy of the record)
+      local state = redis.pcall('HMGET', ekey, 'v', 'r')
+      if type(state) == 'table' and not state.err and tonumber(state[1]) == v then
+        if tonumber(state[2]) ~= rev then return false end
       else
-        if type(rec) == 'table' then return false end  -- not a hash
-        local lo = tonumber(redis.call('HGET', ekey, 'lo'))
-        if not lo or v >= lo then return false end
-        local lorev = rev_of_record(redis.call('HGET', ekey, tostring(lo)))
-        if not lorev or lorev <= rev then return false end
+        local rec = redis.pcall('HGET', ekey, tostring(v))
+        if type(rec) == 'string' then
+          if rev_of_record(rec) ~= rev then return false end
+        else
+          if type(rec) == 'table' then return false end  -- not a hash
+          local lo = tonumber(redis.call('HGET', ekey, 'lo'))
+          if not lo or v >= lo then return false end
+          local lorev = rev_of_record(redis.call('HGET', ekey, tostring(lo)))
+          if not lorev or lorev <= rev then return false end
+        end
       end
     end
   end
