@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio.connection import AbstractConnection
@@ -195,3 +196,19 @@ def test_support_scenario_runs_on_a_cluster(cluster: RedisClusterServers, tmp_pa
     doc = json.loads(report.read_text())
     assert all(inv["ok"] for inv in doc["invariants"]), doc["invariants"]
     assert cluster.password and cluster.password not in report.read_text()
+
+
+async def test_the_functions_library_is_on_every_primary(cluster: RedisClusterServers) -> None:
+    from blackboard import scripts
+
+    async with blackboard.connect(cluster.url, board="lib") as b:
+        for node in b.redis.get_primaries():
+            listed: Any = await b.redis.execute_command(
+                "FUNCTION", "LIST", "LIBRARYNAME", f"blackboard_{scripts.VERSION}",
+                target_nodes=node,
+            )  # fmt: skip
+            assert len(listed) == 1, node
+        # a node that lost its copy (a fresh primary) gets it again on the next call
+        node = b.redis.get_node_from_key(b.keys_.rev)
+        await b.redis.execute_command("FUNCTION", "FLUSH", target_nodes=node)
+        assert (await b.put("after/flush", 1)).version == 1
