@@ -55,6 +55,11 @@ async def test_delete_is_a_versioned_tombstone(board: blackboard.Board) -> None:
     assert await board.keys() == []
     with pytest.raises(blackboard.ConflictError):
         await board.delete("x")
+    # deleting the tombstone's version again conflicts too, instead of a second tombstone
+    with pytest.raises(blackboard.ConflictError) as info:
+        await board.delete("x", expect=2)
+    assert info.value.actual == 2
+    assert [e.version for e in await board.history("x")] == [2, 1]
     again = await board.put("x", "b", expect=ABSENT)
     assert again.version == 3
     assert await board.keys() == ["x"]
