@@ -23,6 +23,8 @@
 --   entry key, meta blob (msgpack), value (msgpack; the argument for apply), reducer name
 -- ARGV[12 + 6n] (optional) largest encoded value in bytes; checked on reducer results (the
 --   client checks the values it sends itself)
+-- ARGV[13 + 6n] (optional) W3C traceparent of the writer's span (telemetry), put on the log
+--   event as 'tp' for the controller; anything but 55 characters is left out
 --
 -- Returns one of
 --   {'ok', revision, time_ms, {versions}, {new values of apply ops, '' for others}}
@@ -73,13 +75,16 @@ local asked = tonumber(ARGV[12 + 6 * n]) or 0
 if asked > 0 and asked < limit then limit = asked end
 local cur = {}
 local deleted = {}
+local lo_of = {}  -- entry hash -> oldest retained version (false: none yet)
+local touches_index = false  -- whether an operation adds or removes a live key
 for i = 1, n do
   local base = 11 + (i - 1) * 6
   local key = KEYS[5 + i]
-  local state = redis.pcall('HMGET', key, 'v', 'x')
+  local state = redis.pcall('HMGET', key, 'v', 'x', 'lo')
   if state.err then return {'corrupt', i, 'a Redis key of another type is in the way'} end
   local v = tonumber(state[1]) or 0
   local x = state[2] == '1'
+  if lo_of[key] == nil then lo_of[key] = tonumber(state[3]) or false end
   if v == 0 and (state[1] or redis.call('EXISTS', key) == 1) then
     return {'corrupt', i, 'a hash without a version field is in the way'}
   end
@@ -93,6 +98,7 @@ for i = 1, n do
   cur[i] = v
   deleted[i] = x
   local kind = ARGV[base + 1]
+  if kind == 'd' or v == 0 or x then touches_index = true end
   local expect = ARGV[base + 2]
   local live = v > 0 and not x
   local ok
@@ -164,7 +170,9 @@ end
 -- Checked before any write: the shared keys' types and the revision counter.
 local counter, why = read_counter(KEYS[1])
 if not counter then return {'corrupt', 0, why} end
-if not type_ok(KEYS[3], 'zset') then return {'corrupt', 0, 'the live-key index is not a sorted set'} end
+if touches_index and not type_ok(KEYS[3], 'zset') then
+  return {'corrupt', 0, 'the live-key index is not a sorted set'}
+end
 for i = 1, n do
   if not may('HSET', KEYS[5 + i], 'v', '1') then
     return {'denied', i, 'this Redis user may not write this entry'}
@@ -182,6 +190,11 @@ local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local keep = tonumber(ARGV[3])
 local event = {'t', ts, 'w', ARGV[9], 'a', ARGV[10], 'n', n}
+local traceparent = ARGV[13 + 6 * n]
+if traceparent and #traceparent == 55 then
+  event[#event + 1] = 'tp'
+  event[#event + 1] = traceparent
+end
 local versions = {}
 for i = 1, n do
   local base = 11 + (i - 1) * 6
@@ -219,7 +232,7 @@ for i = 1, n do
   if kind == 'a' then value = values[i] elseif kind == 'd' then value = '' end
   local v = versions[i]
   local rec = rev .. '|' .. ts .. '|' .. kind .. '|' .. #meta .. '|' .. meta .. value
-  local lo = tonumber(redis.call('HGET', key, 'lo')) or v
+  local lo = lo_of[key] or v
   local newlo = lo
   if v - lo >= keep then
     newlo = v - keep + 1
@@ -228,6 +241,7 @@ for i = 1, n do
     newlo = stop + 1
   end
   redis.call('HSET', key, 'v', v, 'r', rev, 'lo', newlo, 'x', kind == 'd' and 1 or 0, tostring(v), rec)
+  lo_of[key] = newlo
   if kind == 'd' then
     redis.call('ZREM', KEYS[3], entry_key)
   elseif cur[i] == 0 or deleted[i] then
