@@ -92,8 +92,10 @@ class ServerSpec(_Model):
 
 
 class AgentSpec(_Model):
-    """`count` processes of one agent class; `latency` and `failure_rate` are passed to the
-    agent as options (the reference agents simulate work and failures with them)."""
+    """`count` processes of one agent class; `latency`, `failure_rate` (transient: retried
+    under the role's retry policy) and `permanent_failure_rate` (a dead letter at once) are
+    passed to the agent as options (the reference agents simulate work and failures with
+    them)."""
 
     spec: str
     role: str | None = None
@@ -101,14 +103,21 @@ class AgentSpec(_Model):
     concurrency: int | None = Field(None, ge=1, le=1024)
     latency: float | None = Field(None, ge=0)
     failure_rate: float | None = Field(None, ge=0, le=1)
+    permanent_failure_rate: float | None = Field(None, ge=0, le=1)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentSpec:
+        for name in ("latency", "failure_rate", "permanent_failure_rate"):
+            if name in self.options and getattr(self, name) is not None:
+                raise ValueError(f"{name} is given twice: as a key and in options")
+        return self
 
     def agent_options(self) -> dict[str, Any]:
         opts = dict(self.options)
-        if self.latency is not None:
-            opts["latency"] = self.latency
-        if self.failure_rate is not None:
-            opts["failure_rate"] = self.failure_rate
+        for name in ("latency", "failure_rate", "permanent_failure_rate"):
+            if getattr(self, name) is not None:
+                opts[name] = getattr(self, name)
         return opts
 
 

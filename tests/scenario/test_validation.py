@@ -96,6 +96,29 @@ def test_an_unknown_fault_kind_is_refused() -> None:
     assert err.line == 19 and "fault.0.kind" in err.reason
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("1.5", "less than or equal to 1"),
+        ("-0.01", "greater than or equal to 0"),
+        ("'often'", "valid number"),
+    ],
+)
+def test_a_bad_permanent_failure_rate_points_at_its_line(value: str, says: str) -> None:
+    err = error_of(GOOD.replace("count = 1", f"count = 1\npermanent_failure_rate = {value}"))
+    assert err.line == 8 and "agent.0.permanent_failure_rate" in err.reason
+    assert says in err.reason
+
+
+def test_failure_rates_reach_the_agent_options_once() -> None:
+    doc = GOOD.replace("count = 1", "count = 1\nfailure_rate = 0.2\npermanent_failure_rate = 0.01")
+    [agent] = parse_scenario(doc).agents
+    assert agent.agent_options() == {"failure_rate": 0.2, "permanent_failure_rate": 0.01}
+    twice = doc.replace("count = 1", "count = 1\noptions = { permanent_failure_rate = 0.5 }")
+    err = error_of(twice)
+    assert err.line == 5 and "permanent_failure_rate is given twice" in err.reason
+
+
 def test_unknown_setting_and_placeholders() -> None:
     assert "no setting 'claim_leas'" in error_of(GOOD + "\n[settings]\nclaim_leas = 1\n").reason
     err = error_of(GOOD.replace('key = "item/{i}"', 'key = "item/{n}"'))
