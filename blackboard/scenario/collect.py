@@ -3,7 +3,8 @@ layer: board, keys, codec, activation, decisions; and scenario.facts/workload/pr
 
 Entries are read raw (one pipelined HGETALL per entry hash, decoded with the codec) so that
 every retained version is seen, tombstones included; activation records are found with a
-SCAN over the board's activation keys. Nothing here writes.
+SCAN over the board's activation keys (a dead letter is a record in state failed). Nothing
+here writes.
 """
 
 from __future__ import annotations
@@ -93,9 +94,17 @@ async def _activations(board: Board) -> list[ActivationFact]:
                     rec["state"],
                     rec["escalated_from"],
                     rec["error"],
+                    _int(raw.get(b"n"), 1),
                 )
             )
     return out
+
+
+def _int(raw: bytes | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
 
 
 async def board_facts(

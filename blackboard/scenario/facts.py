@@ -56,9 +56,16 @@ class ActivationFact:
     board: str
     role: str
     key: str
-    state: str  # granted, done, failed
+    state: str  # granted, retrying, done, failed (a dead letter: after its last attempt), cancelled
     escalated_from: str | None = None
     error: str | None = None
+    attempt: int = 1
+    """the run it is on (or ended with): 1, plus one per retry"""
+
+    @property
+    def retries(self) -> int:
+        """Runs of it that failed and ran (or will run) again."""
+        return max(0, self.attempt - 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,26 +2,31 @@
 scenario.facts only).
 
 - final_state: every item reached its final state exactly once (an item whose chain ended
-  in a failed activation is *failed*, visible and accounted; one with neither is *lost*);
+  in a dead letter, an activation that failed after its last attempt, is *failed*, visible
+  and accounted, at most `allowed_failures` of them; one with neither is *lost*);
 - acknowledged_writes: every write the runner saw acknowledged is still on the board;
 - no_duplicate_effect: effects keyed per item were written once, counters add up;
 - no_stuck_activations: nothing open, claimed, undelivered or waiting at the end;
 - escalations: every activation granted to the human role finished, and matches its counter;
 - clean_shutdown: no process died on its own, and each stopped with exit code 0 on SIGTERM.
+
+`retry_account` counts, for the report, the retries per role (runs that failed and ran
+again) apart from the dead letters and the items that ended as one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from blackboard.scenario.facts import ActivationFact, Facts, ItemFacts, Version
+from blackboard.scenario.facts import Facts, ItemFacts, Version
 
 __all__ = [
     "CounterCheck",
     "Expectations",
     "InvariantResult",
+    "RetryAccount",
     "check_acknowledged_writes",
     "check_all",
     "check_clean_shutdown",
@@ -30,7 +35,9 @@ __all__ = [
     "check_final_state",
     "check_stuck_activations",
     "completions",
+    "item_index",
     "lookup",
+    "retry_account",
 ]
 
 _MISSING = object()
@@ -124,26 +131,100 @@ def _result(name: str, bad: list[str], total: int, what: str, extra: str = "") -
     return InvariantResult(name, ok, summary, bad[:SHOWN], len(bad))
 
 
-def _by_item(items: list[ItemFacts], acts: Iterable[ActivationFact]) -> dict[int, list[str]]:
-    """Failed activations per item: those on the item's key or a key under it."""
-    where: dict[tuple[str, str], int] = {(i.board, i.key): i.index for i in items}
+def item_index(where: dict[tuple[str, str], int], board: str, key: str) -> int | None:
+    """The item an activation on `key` works for: the one whose key (in `where`, (board,
+    item key) -> index) is `key` or the longest prefix of it that ends at a '/'."""
+    parts = key.split("/")
+    for n in range(len(parts), 0, -1):
+        idx = where.get((board, "/".join(parts[:n])))
+        if idx is not None:
+            return idx
+    return None
+
+
+_UNSUCCESSFUL = {"failed": "dead letter", "cancelled": "cancelled"}
+"""activation states that end without success, as the checks name them"""
+
+
+def _by_item(facts: Facts) -> dict[int, list[str]]:
+    """Activations that ended without success (dead letters, cancelled) per item: those on
+    the item's key or a key under it."""
+    where: dict[tuple[str, str], int] = {(i.board, i.key): i.index for i in facts.items}
     out: dict[int, list[str]] = {}
-    for a in acts:
-        if a.state != "failed":
-            continue
-        parts = a.key.split("/")
-        for n in range(len(parts), 0, -1):
-            idx = where.get((a.board, "/".join(parts[:n])))
+    for b in facts.boards.values():
+        for a in b.activations:
+            how = _UNSUCCESSFUL.get(a.state)
+            idx = None if how is None else item_index(where, a.board, a.key)
             if idx is not None:
-                out.setdefault(idx, []).append(f"{a.id} ({a.error or 'failed'})")
-                break
+                out.setdefault(idx, []).append(f"a {how}: {a.id} ({a.error or 'failed'})")
+    return out
+
+
+@dataclass(slots=True)
+class RetryAccount:
+    """Retries and dead letters of a run, per role (``board/role`` with several boards)."""
+
+    retries: dict[str, int] = field(default_factory=dict)
+    """runs that failed and ran (or will run) again"""
+    retried_activations: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    """activations that failed after their last attempt (or raised Fail)"""
+    retried_items: int = 0
+    """items that reached their final state with at least one retry on the way"""
+    failed_items: int = 0
+    """items that never reached their final state and ended in a dead letter"""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's ``retries`` and ``dead_letters``."""
+        return {
+            "retries": {
+                "total": sum(self.retries.values()),
+                "by_role": dict(self.retries),
+                "activations": self.retried_activations,
+                "items": self.retried_items,
+            },
+            "dead_letters": {
+                "total": sum(self.dead_letters.values()),
+                "by_role": dict(self.dead_letters),
+                "items": self.failed_items,
+            },
+        }
+
+
+def retry_account(facts: Facts, exp: Expectations) -> RetryAccount:
+    """Count retries and dead letters per role, and the items they touched."""
+    out = RetryAccount()
+    where: dict[tuple[str, str], int] = {(i.board, i.key): i.index for i in facts.items}
+    retried: set[int] = set()
+    dead: set[int] = set()
+    several = len(facts.boards) > 1
+    for b in facts.boards.values():
+        for a in b.activations:
+            role = f"{b.name}/{a.role}" if several else a.role
+            if a.retries:
+                out.retries[role] = out.retries.get(role, 0) + a.retries
+                out.retried_activations += 1
+            if a.state == "failed":
+                out.dead_letters[role] = out.dead_letters.get(role, 0) + 1
+            if a.retries or a.state == "failed":
+                idx = item_index(where, a.board, a.key)
+                if idx is not None and a.retries:
+                    retried.add(idx)
+                if idx is not None and a.state == "failed":
+                    dead.add(idx)
+    for item in facts.items:
+        if _transitions(item, exp.final_field, exp.final_equals):
+            out.retried_items += item.index in retried
+        else:
+            out.failed_items += item.index in dead
+    out.retries = dict(sorted(out.retries.items()))
+    out.dead_letters = dict(sorted(out.dead_letters.items()))
     return out
 
 
 def check_final_state(facts: Facts, exp: Expectations) -> InvariantResult:
     """Every item reached its final state exactly once and stayed there."""
-    acts = [a for b in facts.boards.values() for a in b.activations]
-    failed = _by_item(facts.items, acts)
+    failed = _by_item(facts)
     bad: list[str] = []
     failures: list[str] = []
     for item in facts.items:
@@ -160,22 +241,29 @@ def check_final_state(facts: Facts, exp: Expectations) -> InvariantResult:
             bad.append(f"{where}: left its final state ({item.final_key} is now v{now})")
         elif not entered:
             if item.index in failed:
-                failures.append(f"{where}: failed in {failed[item.index][0]}")
+                failures.append(f"{where}: ended in {failed[item.index][0]}")
             else:
                 bad.append(
                     f"{where}: never reached its final state ({item.final_key}) and no "
-                    "activation failed: lost"
+                    "activation ended as a dead letter: lost"
                 )
-    extra = ""
+    notes = []
+    retried = retry_account(facts, exp).retried_items
+    if retried:
+        notes.append(f"{retried} done after retries")
     if failures:
-        extra = f"{len(failures)} failed visibly (allowed {exp.allowed_failures})"
+        dead = sum(1 for f in failures if ": ended in a dead letter" in f)
+        kinds = [f"{dead} ended in a dead letter"] if dead else []
+        kinds += [f"{len(failures) - dead} cancelled"] if dead < len(failures) else []
+        allowed = exp.allowed_failures
+        notes.append(f"{' and '.join(kinds)}, not lost (allowed {allowed})")
         if len(failures) > exp.allowed_failures:
             bad = failures + bad
     if len(facts.items) < facts.items_expected:
         bad.append(
             f"only {len(facts.items)} of {facts.items_expected} acknowledged items were found"
         )
-    return _result("final_state", bad, len(facts.items), "items", extra)
+    return _result("final_state", bad, len(facts.items), "items", ", ".join(notes))
 
 
 def check_acknowledged_writes(facts: Facts) -> InvariantResult:
@@ -247,7 +335,7 @@ def check_stuck_activations(facts: Facts) -> InvariantResult:
             bad.append(f"{b.name}: {b.waiting} candidate(s) still waiting on the agenda")
         open_ids = set(b.open_activations)
         for a in b.activations:
-            if a.state not in ("done", "failed") and a.id not in open_ids:
+            if a.state not in ("done", "failed", "cancelled") and a.id not in open_ids:
                 bad.append(f"{b.name}: activation {a.id} ({a.role} on {a.key}) is {a.state}")
     return _result("no_stuck_activations", bad, total, "activations")
 

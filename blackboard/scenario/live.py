@@ -2,9 +2,9 @@
 scenario.monitor/faults/processes).
 
 On a terminal: a rich Live panel redrawn four times a second with items done, items/s,
-activations/s, conflicts, retries, escalations and processes alive; fault events print above
-it as they happen. When stdout is not a terminal: one plain line every few seconds and one
-per fault. With `quiet`: nothing.
+activations/s, conflicts, retries, redeliveries, dead letters, escalations and processes
+alive; fault events print above it as they happen. When stdout is not a terminal: one plain
+line every few seconds and one per fault. With `quiet`: nothing.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ class LiveView:
             self.note(
                 f"[{s.t:6.1f}s] done {s.done}/{self.items}  items/s {_rate(samples, 'done'):.1f}  "
                 f"activations/s {_rate(samples, 'activations'):.1f}  conflicts {s.conflicts}  "
-                f"retries {s.retries}  escalations {s.escalations}  "
+                f"retries {s.retries}  redeliveries {s.redeliveries}  "
+                f"dead letters {s.dead_letters}  escalations {s.escalations}  "
                 f"agents {s.agents_alive}/{s.agents_total}"
             )
 
@@ -117,8 +118,12 @@ class LiveView:
                 "activations", f"{s.activations} ({_rate(self._samples, 'activations'):.1f}/s)"
             )
             grid.add_row(
-                "conflicts / retries", f"{s.conflicts} / {s.retries}   escalations {s.escalations}"
+                "conflicts / retries",
+                f"{s.conflicts} / {s.retries}   redeliveries {s.redeliveries}   "
+                f"escalations {s.escalations}",
             )
+            if s.dead_letters:
+                grid.add_row("dead letters", f"{s.dead_letters} items")
         parts = []
         for kind in ("agent", "controller", "compactor"):
             alive, total = self.sup.alive(kind)

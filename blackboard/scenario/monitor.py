@@ -3,10 +3,12 @@ scenario.model/processes/workload).
 
 Per board it follows the change log (`board.watch`) to see items reach their final state
 and escalations commit, resuming after dropped connections and server restarts; every half
-second it samples the agents' heartbeats (activations done), the processes alive, and the
-agents' log files for conflicts ("met a conflict") and redeliveries ("took over"). The
-samples make the progress display and the run's timeline. The authoritative account is
-read from the board at the end (collect.py); this is only what the run looks like live.
+second it samples the agents' heartbeats (activations done), the processes alive, the
+agents' log files for conflicts ("met a conflict"), retries (a failed activation "running
+... again: attempt n") and redeliveries ("took over"), and the dead letters, so that an item
+whose activation failed after its last attempt counts as settled (the run does not wait for
+it). The samples make the progress display and the run's timeline. The authoritative account
+is read from the board at the end (collect.py); this is only what the run looks like live.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from redis.exceptions import RedisError
 
 from blackboard.board import Board
 from blackboard.errors import BlackboardError
-from blackboard.scenario.invariants import lookup
+from blackboard.scenario.invariants import item_index, lookup
 from blackboard.scenario.processes import Supervisor
 from blackboard.scenario.workload import AckLog
 
@@ -31,6 +33,7 @@ __all__ = ["Monitor", "Sample"]
 
 CONFLICT = b"met a conflict"
 TAKEOVER = b"took over"
+RETRY = b"again: attempt"
 
 
 @dataclass(slots=True)
@@ -41,6 +44,11 @@ class Sample:
     activations: int
     conflicts: int
     retries: int
+    """runs of failed activations again (their next attempt)"""
+    redeliveries: int
+    """activations taken over from a dead agent, plus the runner's own retried writes"""
+    dead_letters: int
+    """items whose activation failed after its last attempt"""
     escalations: int
     agents_alive: int
     agents_total: int
@@ -57,6 +65,7 @@ class _Tail:
     offset: int = 0
     conflicts: int = 0
     takeovers: int = 0
+    retries: int = 0
 
 
 @dataclass(slots=True)
@@ -71,8 +80,12 @@ class Monitor:
     human_role: str
     supervisor: Supervisor
     acks: AckLog
+    item_keys: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(board, item key) -> item index: which item a dead letter worked for"""
     start_revisions: dict[str, int] = field(default_factory=dict)
     done: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+    """items with a dead letter (they may still finish: `done` wins)"""
     escalations: set[str] = field(default_factory=set)
     samples: list[Sample] = field(default_factory=list)
     t0: float = 0.0
@@ -82,6 +95,7 @@ class Monitor:
     _tails: dict[Path, _Tail] = field(default_factory=dict)
     _acts_carried: dict[str, int] = field(default_factory=dict)
     _acts_last: dict[str, int] = field(default_factory=dict)
+    _dead_seen: set[tuple[str, str]] = field(default_factory=set)
 
     async def mark_start(self) -> None:
         for name, board in self.boards.items():
@@ -107,8 +121,7 @@ class Monitor:
                         and self._final(change.value, change.kind)
                     ):
                         self.done.add(idx)
-                        if self.expected and len(self.done) >= self.expected:
-                            self.all_done.set()
+                        self._check_done()
                     if stop.is_set():
                         return
             except (BlackboardError, RedisError, OSError):
@@ -122,10 +135,34 @@ class Monitor:
         return self.final_field is None or lookup(value, self.final_field) == self.final_equals
 
     def expect(self, n: int) -> None:
-        """`n` items must finish for the run to be done."""
+        """`n` items must settle (finish, or end in a dead letter) for the run to be done."""
         self.expected = n
-        if len(self.done) >= n:
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self.expected and len(self.done | self.failed) >= self.expected:
             self.all_done.set()
+
+    async def _dead_letters(self) -> None:
+        """Note the items of new dead letters (read from each board's dead-letter index)."""
+        for name, board in self.boards.items():
+            try:
+                ids: Any = await board.redis.zrange(board.keys_.dead_letters, 0, -1)
+                new = [i.decode() for i in ids if (name, i.decode()) not in self._dead_seen]
+                if not new:
+                    continue
+                async with board.redis.pipeline(transaction=False) as pipe:
+                    for act_id in new:
+                        pipe.hget(board.keys_.activation(act_id), "k")
+                    keys: list[Any] = await pipe.execute()
+            except RedisError:
+                continue
+            for act_id, key in zip(new, keys, strict=True):
+                self._dead_seen.add((name, act_id))
+                idx = item_index(self.item_keys, name, key.decode()) if key else None
+                if idx is not None:
+                    self.failed.add(idx)
+        self._check_done()
 
     async def _activations(self) -> int:
         for board in self.boards.values():
@@ -145,7 +182,7 @@ class Monitor:
                 self._acts_last[key] = n
         return sum(self._acts_last.values()) + sum(self._acts_carried.values())
 
-    def _scan_logs(self) -> tuple[int, int]:
+    def _scan_logs(self) -> tuple[int, int, int]:
         for m in self.supervisor.procs.values():
             if m.spec.kind != "agent":
                 continue
@@ -161,16 +198,23 @@ class Monitor:
             chunk = data[:cut]
             tail.conflicts += chunk.count(CONFLICT)
             tail.takeovers += chunk.count(TAKEOVER)
+            tail.retries += chunk.count(RETRY)
         tails = self._tails.values()
-        return sum(t.conflicts for t in tails), sum(t.takeovers for t in tails)
+        return (
+            sum(t.conflicts for t in tails),
+            sum(t.retries for t in tails),
+            sum(t.takeovers for t in tails),
+        )
 
     async def sample(self) -> Sample:
         acts = await self._activations()
-        conflicts, takeovers = self._scan_logs()
+        await self._dead_letters()
+        conflicts, retries, takeovers = self._scan_logs()
         alive, total = self.supervisor.alive("agent")
         s = Sample(
             time.monotonic() - self.t0, len(self.done), len(self.acks.items()), acts,
-            conflicts, takeovers + self.acks.retries, len(self.escalations), alive, total,
+            conflicts, retries, takeovers + self.acks.retries, len(self.failed - self.done),
+            len(self.escalations), alive, total,
         )  # fmt: skip
         self.samples.append(s)
         return s

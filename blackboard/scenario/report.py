@@ -17,9 +17,15 @@ from rich.table import Table
 
 from blackboard.scenario.facts import Facts
 from blackboard.scenario.faults import FaultEvent
-from blackboard.scenario.invariants import Expectations, InvariantResult, completions
+from blackboard.scenario.invariants import (
+    Expectations,
+    InvariantResult,
+    completions,
+    retry_account,
+)
 from blackboard.scenario.load import ScenarioPlan
 from blackboard.scenario.monitor import Sample
+from blackboard.scenario.report_html import dead_letters_line, render_html, retries_line
 
 if TYPE_CHECKING:
     from blackboard.scenario.system import System
@@ -133,7 +139,8 @@ def build_report(
                 "by_role": {r: dict(c) for r, c in sorted(by_role.items())},
             },
             "conflicts": last.conflicts if last else 0,
-            "retries": last.retries if last else 0,
+            **retry_account(facts, exp).as_dict(),
+            "redeliveries": last.redeliveries if last else 0,
             "escalations": {"escalated": escalated, "to_human": human},
             "acknowledged_writes": len(facts.acks),
         },
@@ -164,8 +171,6 @@ def write_report(report: dict[str, Any], path: Path) -> None:
     if suffix == ".json":
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     elif suffix in (".html", ".htm"):
-        from blackboard.scenario.report_html import render_html
-
         path.write_text(render_html(report))
     else:
         raise ValueError(f"{path}: a report is .json or .html")
@@ -197,11 +202,12 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     roles = ", ".join(f"{r} {sum(c.values())}" for r, c in acts["by_role"].items())
     esc = st["escalations"]
     console.print(
-        f"activations {acts['total']} ({roles}) · conflicts {st['conflicts']} · retries "
-        f"{st['retries']} · escalations {esc['escalated']} (to human {esc['to_human']}) · "
-        f"faults {len(report['faults'])}",
+        f"activations {acts['total']} ({roles}) · conflicts {st['conflicts']} · "
+        f"redeliveries {st['redeliveries']} · escalations {esc['escalated']} (to human "
+        f"{esc['to_human']}) · faults {len(report['faults'])}",
         highlight=False,
     )
+    console.print(f"{retries_line(st)} · {dead_letters_line(st)}", highlight=False)
     verdict = "[bold green]PASS[/]" if report["ok"] else "[bold red]FAIL[/]"
     console.print(f"{verdict} {report['scenario']} (run {report['run_id']})")
     if report.get("logs"):

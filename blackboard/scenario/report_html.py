@@ -13,7 +13,7 @@ import html
 import math
 from typing import Any
 
-__all__ = ["render_html"]
+__all__ = ["dead_letters_line", "render_html", "retries_line"]
 
 W, H = 860, 220
 ML, MR, MT, MB = 110, 20, 16, 34
@@ -182,6 +182,28 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
+def _per_role(by_role: dict[str, int]) -> str:
+    return f" ({', '.join(f'{r} {n}' for r, n in by_role.items())})" if by_role else ""
+
+
+def retries_line(stats: dict[str, Any]) -> str:
+    """'retries 12 (triage 5, resolver 7) on 11 activations, 10 items done after retries'."""
+    r = stats["retries"]
+    return (
+        f"retries {r['total']}{_per_role(r['by_role'])} on {r['activations']} activations, "
+        f"{r['items']} items done after retries"
+    )
+
+
+def dead_letters_line(stats: dict[str, Any]) -> str:
+    """'dead letters 2 (resolver 2), 2 items failed after all retries'."""
+    d = stats["dead_letters"]
+    return (
+        f"dead letters {d['total']}{_per_role(d['by_role'])}, {d['items']} items failed "
+        "after all retries"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole page for a report dict (as `build_report` makes it)."""
     st = report["stats"]
@@ -229,7 +251,9 @@ def render_html(report: dict[str, Any]) -> str:
         ["item latency", " · ".join(f"{q} {lat_ms[q]:.0f} ms" for q in QUANTILES)],
         ["activations", f"{st['activations']['total']}: " + ", ".join(
             f"{_e(r)} {_e(c)}" for r, c in st["activations"]["by_role"].items())],
-        ["conflicts / retries", f"{st['conflicts']} / {st['retries']}"],
+        ["conflicts / redeliveries", f"{st['conflicts']} / {st['redeliveries']}"],
+        ["retries", _e(retries_line(st))],
+        ["dead letters", _e(dead_letters_line(st))],
         ["escalations", f"{esc['escalated']} by low confidence, {esc['to_human']} to a human"],
         ["acknowledged writes checked", str(st["acknowledged_writes"])],
     ]  # fmt: skip

@@ -186,7 +186,10 @@ class _Run:
         }
         acklog = AckLog()
         human = expectations(plan, 0).escalation_role
-        monitor = Monitor(boards, final_keys, final.field, final.equals, human, self.sup, acklog)
+        monitor = Monitor(
+            boards, final_keys, final.field, final.equals, human, self.sup, acklog,
+            item_keys={(it.board, it.key): it.index for it in items},
+        )  # fmt: skip
         await monitor.mark_start()
         stop_watch = asyncio.Event()
         stop_writes = asyncio.Event()

@@ -27,6 +27,7 @@ from blackboard.scenario.invariants import (
     check_final_state,
     check_stuck_activations,
     completions,
+    retry_account,
 )
 
 EXP = Expectations(
@@ -184,10 +185,53 @@ def test_a_failed_item_is_accounted_only_when_allowed() -> None:
         ActivationFact("specialist:3", "b", "specialist", "ticket/0/triage", "failed", error="boom")
     )
     r = check_final_state(facts, EXP)
-    assert not r.ok and "failed in specialist:3 (boom)" in r.violations[0]
+    assert not r.ok and "ended in a dead letter: specialist:3 (boom)" in r.violations[0]
     allowed = Expectations("status", "resolved", allowed_failures=1)
     r = check_final_state(facts, allowed)
-    assert r.ok and "1 failed visibly (allowed 1)" in r.summary
+    assert r.ok and "1 ended in a dead letter, not lost (allowed 1)" in r.summary
+
+
+def test_retries_and_dead_letters_are_counted_per_role_and_apart() -> None:
+    facts = healthy()
+    acts = facts.boards["b"].activations
+    # ticket/0 was triaged on the third attempt and resolved: retried, not failed
+    acts[0] = ActivationFact("triage:1", "b", "triage", "ticket/0", "done", attempt=3)
+    # ticket/2 never got its answer: the specialist failed after 5 attempts (a dead letter)
+    facts.items.append(item(2, [v(1, {"status": "new"})], effects=[]))
+    facts.items_expected = 3
+    acts += [
+        ActivationFact("triage:3", "b", "triage", "ticket/2", "done", attempt=2),
+        ActivationFact("specialist:9", "b", "specialist", "ticket/2/triage", "failed",
+                       error="failed after 5 of 5 attempts", attempt=5),
+    ]  # fmt: skip
+    exp = Expectations("status", "resolved", allowed_failures=1)
+    account = retry_account(facts, exp)
+    assert account.retries == {"specialist": 4, "triage": 3}
+    assert account.retried_activations == 3
+    assert account.dead_letters == {"specialist": 1}
+    assert account.retried_items == 1 and account.failed_items == 1
+    assert account.as_dict()["dead_letters"] == {
+        "total": 1, "by_role": {"specialist": 1}, "items": 1,
+    }  # fmt: skip
+    r = check_final_state(facts, exp)
+    assert r.ok, r.violations  # the dead letter is accounted, not lost
+    assert "1 done after retries" in r.summary and "1 ended in a dead letter, not lost" in r.summary
+    # retried activations that ended are not stuck; a retry still scheduled at the end is
+    assert check_stuck_activations(facts).ok
+    acts.append(ActivationFact("resolver:4", "b", "resolver", "ticket/1/answer", "retrying"))
+    [stuck] = check_stuck_activations(facts).violations
+    assert "resolver:4 (resolver on ticket/1/answer) is retrying" in stuck
+
+
+def test_a_cancelled_activation_is_neither_stuck_nor_lost() -> None:
+    facts = healthy()
+    facts.items[0].final_history = [v(1, {"status": "new"})]
+    facts.boards["b"].activations.append(
+        ActivationFact("resolver:5", "b", "resolver", "ticket/0/answer", "cancelled")
+    )
+    r = check_final_state(facts, Expectations("status", "resolved", allowed_failures=1))
+    assert r.ok and "1 cancelled, not lost (allowed 1)" in r.summary
+    assert check_stuck_activations(facts).ok
 
 
 def test_missing_acknowledged_items_are_reported() -> None:

@@ -53,7 +53,9 @@ def report(**extra: Any) -> dict[str, Any]:
             "latency_ms": {"p50": 10.0, "p90": 20.0, "p99": 30.0, "max": 31.0, "mean": 12.0},
             "activations": {"total": 6, "by_role": {"triage": {"done": 6}}},
             "conflicts": 0,
-            "retries": 1,
+            "retries": {"total": 3, "by_role": {"triage": 3}, "activations": 2, "items": 2},
+            "dead_letters": {"total": 1, "by_role": {"resolver": 1}, "items": 1},
+            "redeliveries": 1,
             "escalations": {"escalated": 1, "to_human": 1},
             "acknowledged_writes": 3,
         },
@@ -103,6 +105,8 @@ def test_the_html_page_is_self_contained_and_escaped(tmp_path: Path) -> None:
         assert remote not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "s&lt;1&gt;" in page
     assert "FAIL" in page and "triage-0" in page and "SIGKILL" in page
+    assert "retries 3 (triage 3) on 2 activations, 2 items done after retries" in page
+    assert "dead letters 1 (resolver 1), 1 items failed after all retries" in page
     path = tmp_path / "r.html"
     write_report(report(), path)
     assert path.read_text() == page
