@@ -149,3 +149,33 @@ async def test_retry_after_is_respected_and_survives_controller_failover(
         stop.set()
         first_stop.set()
         await asyncio.gather(first_task, *tasks)
+
+
+async def test_a_retry_outlives_the_agent_that_failed(board: blackboard.Board) -> None:
+    # the agent that failed attempt 1 dies (its task is cancelled: no clean shutdown); the
+    # retry is on the board, and another agent of the role runs attempt 2 later
+    await apply_policy(board, POLICY, "r.toml")
+    first_agent = Flaky(fail=1)
+    stop = asyncio.Event()
+    controller = asyncio.create_task(blackboard.Controller(board, name="ctl").run(stop))
+    crashed = asyncio.create_task(blackboard.AgentRuntime(first_agent, board, name="w1").run(stop))
+    tasks = [controller]
+    try:
+        await board.put("job/1", {"n": 1})
+        await eventually(lambda: _ran(first_agent, 1), 10, "attempt 1")
+        crashed.cancel()
+        await asyncio.gather(crashed, return_exceptions=True)
+        second_agent = Flaky(fail=0)
+        tasks.append(
+            asyncio.create_task(blackboard.AgentRuntime(second_agent, board, name="w2").run(stop))
+        )
+        await eventually(lambda: _done(board), 15, "attempt 2 by another agent")
+        assert [a for _, a, _ in second_agent.runs] == [2]
+        assert second_agent.runs[0][0] == first_agent.runs[0][0]
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def _ran(agent: Flaky, n: int) -> bool:
+    return len(agent.runs) >= n
