@@ -73,6 +73,7 @@ class Activation:
     granted_ms: int = 0
     delivery: int = 1
     value_carried: bool = True  # False: re-queued without the value (the runtime reads it)
+    trace: str = ""  # W3C traceparent of the grant's span (blackboard.telemetry), or ""
 
     @property
     def idempotency_key(self) -> str:
@@ -106,6 +107,7 @@ class Activation:
                 granted_ms=int(float(fields.get(b"g", 0))),
                 delivery=delivery,
                 value_carried=b"X" not in fields,
+                trace=fields.get(b"tp", b"").decode(),
             )
         except CorruptEntryError:
             raise
@@ -129,11 +131,15 @@ def grant_fields(
         queue += ["e", act.escalated_from]
     if act.context:
         queue += ["c", _pack(act.context)]
+    if act.trace:
+        queue += ["tp", act.trace]
     record = [*queue[:18], "role", act.role, "s", "granted", "y", _pack(reasons)]
     if act.escalated_from:
         record += ["e", act.escalated_from]
     if act.context:
         record += ["c", _pack(act.context)]
+    if act.trace:
+        record += ["tp", act.trace]
     return queue, record
 
 
@@ -163,4 +169,5 @@ def parse_record(activation_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
         "agent": s(b"a") or None,
         "error": s(b"o") or None,
         "claim": s(b"q") or None,
+        "trace": s(b"tp") or None,
     }

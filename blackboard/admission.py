@@ -116,6 +116,7 @@ class Admission:
                 cands.append((made, m.rule))
         added = 0
         for cand, rule in cands:
+            cand.trace, cand.changed_ms = change.trace or "", change.time_ms
             max_depth = rule.max_depth if rule and rule.max_depth is not None else policy.max_depth
             loop = loop_guard(cand.depth, max_depth)
             seen = dedupe(cand.activation_id, self._known, cand.role, cand.key, cand.version)

@@ -56,6 +56,8 @@ class Candidate:
     context: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     waiting: str = ""
+    trace: str = ""  # traceparent of the span that wrote the change (telemetry)
+    changed_ms: int = 0  # when the change was committed (server clock), for its latency
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from blackboard import codec, scripts
+from blackboard import codec, scripts, telemetry
 from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Expect, Proposal
 from blackboard.errors import (
     BlackboardError,
@@ -286,12 +286,15 @@ class Board:
     ) -> list[Entry]:
         """Apply every operation or none, as one commit with one revision.
         Raises ConflictError for the first expectation that fails."""
-        keys, args, values, fingerprint = self._encode(ops, idempotency_key, causation)
-        try:
-            res = await scripts.COMMIT(self.redis, keys, args)
-        except RedisError as exc:
-            raise (await self._wrap_commit_error(exc, ops)) from exc
-        return await self._result(ops, values, res, keys[3], fingerprint, causation)
+        with telemetry.commit_span(self.name, ops[0].key if ops else "", len(ops)) as span:
+            keys, args, values, fingerprint = self._encode(ops, idempotency_key, causation)
+            try:
+                res = await scripts.COMMIT(self.redis, keys, args)
+            except RedisError as exc:
+                raise (await self._wrap_commit_error(exc, ops)) from exc
+            entries = await self._result(ops, values, res, keys[3], fingerprint, causation)
+            span.done(entries[0].revision)
+            return entries
 
     async def update(
         self,
@@ -306,6 +309,19 @@ class Board:
         awaitable of it); conflicts are retried, first at once from the state the conflict
         returned, then after jittered exponential backoff and a fresh read.
         Raises RetryExhaustedError after `attempts` conflicts."""
+        with telemetry.commit_span(self.name, key) as span:
+            entry = await self._update(key, fn, attempts, idempotency_key, causation)
+            span.done(entry.revision)
+            return entry
+
+    async def _update(
+        self,
+        key: str,
+        fn: Callable[[Any], Any],
+        attempts: int | None,
+        idempotency_key: str | None,
+        causation: Causation | None,
+    ) -> Entry:
         limit = attempts or self.settings.update_attempts
         idem = idempotency_key or self._auto_idempotency_key()
         current = await self.get(key)
@@ -445,8 +461,11 @@ class Board:
         causation: Causation | None,
         *,
         fingerprint: bool = True,
+        trace: str | None = None,
     ) -> tuple[list[str], list[Any], list[Any], str]:
-        """KEYS and ARGV for commit.lua, the values as returned to the caller, fingerprint."""
+        """KEYS and ARGV for commit.lua, the values as returned to the caller, fingerprint.
+        `trace`: the traceparent to record (default: the current span's, else the one the
+        causation carries, so a process that does not trace passes its cause's on)."""
         if not ops:
             raise ValueError("a commit needs at least one operation")
         if len(ops) > self.settings.max_ops:
@@ -467,6 +486,13 @@ class Board:
         fence = self.fence
         keys = [k.rev, k.log, k.index, k.idempotency(idem), fence.redis_key if fence else k.rev]
         causation = causation or self.causation
+        trace = trace or telemetry.current_trace() or (causation.trace if causation else None)
+        if trace and (causation is None or causation.trace != trace):
+            causation = (
+                Causation(causation.activation, causation.depth, trace)
+                if causation
+                else Causation(trace=trace)
+            )
         args: list[Any] = [
             "",
             ttl,
@@ -535,6 +561,8 @@ class Board:
                 h.update(a if isinstance(a, bytes) else str(a).encode())
                 h.update(b"\x00")
             digest = args[0] = h.hexdigest()
+        if trace:  # after the fingerprint: a retry from another span is the same request
+            args.append(trace)
         return keys, args, values, digest
 
     async def _wrap_commit_error(self, exc: RedisError, ops: Sequence[Op]) -> BlackboardError:
@@ -571,6 +599,7 @@ class Board:
                 out.append(self._written(op, value, int(versions[i]), revision, ts, causation))
             return out
         if status == b"dup":
+            telemetry.replayed(self.name)
             rev_b, ts_b, vers_b = res[1].split(b"|")
             versions = [int(v) for v in vers_b.split(b",")]
             out = []
@@ -589,6 +618,7 @@ class Board:
                 out.append(stored)
             return out
         if status == b"conflict":
+            telemetry.conflict(self.name)
             i = int(res[1]) - 1
             op = ops[i]
             actual = int(res[2])
@@ -665,6 +695,7 @@ class Batch:
     def __init__(self, board: Board) -> None:
         self.board = board
         self._queued: list[tuple[list[Op], list[str], list[Any], list[Any], str]] = []
+        self._spans: list[Any] = []  # one producer span per queued commit while tracing
         # one Entry per put/delete/apply, a list of them per transact, or the error
         self.results: list[Entry | list[Entry] | BlackboardError] = []
 
@@ -690,8 +721,14 @@ class Batch:
         self._add(list(ops), idempotency_key)
 
     def _add(self, ops: list[Op], idempotency_key: str | None) -> None:
-        keys, args, values, fp = self.board._encode(ops, idempotency_key, None)
+        span, trace = telemetry.start_commit(self.board.name, ops[0].key if ops else "", len(ops))
+        try:
+            keys, args, values, fp = self.board._encode(ops, idempotency_key, None, trace=trace)
+        except BaseException:
+            telemetry.end_commits([span], [None])
+            raise
         self._queued.append((ops, keys, args, values, fp))
+        self._spans.append(span)
 
     async def __aenter__(self) -> Batch:
         return self
@@ -704,12 +741,15 @@ class Batch:
         """Send the queued commits in one round trip; returns and keeps their results."""
         board = self.board
         queued, self._queued = self._queued, []
+        spans, self._spans = self._spans, []
         if not queued:
             return self.results
+        first = len(self.results)
         try:
             commands = [scripts.COMMIT.command(keys, args) for _o, keys, args, _v, _f in queued]
             raw = await scripts.pipelined(board.redis, commands)
         except RedisError as exc:
+            telemetry.end_commits(spans, [exc] * len(spans))
             raise wrap_redis_error(exc) from exc
         for (ops, keys, _args, values, fp), res in zip(queued, raw, strict=True):
             try:
@@ -719,4 +759,5 @@ class Batch:
                 self.results.append(entries[0] if len(entries) == 1 else entries)
             except BlackboardError as err:
                 self.results.append(err)
+        telemetry.end_commits(spans, self.results[first:])
         return self.results

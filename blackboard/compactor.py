@@ -28,7 +28,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from blackboard import scripts
+from blackboard import scripts, telemetry
 from blackboard.activation_sweep import ActivationSweep
 from blackboard.board import Board, wrap_redis_error
 from blackboard.errors import BlackboardError, LeaseLostError, MergePolicyError
@@ -249,6 +249,9 @@ class Compactor:
         s.escalated += rs.escalated
         s.resolved += rs.resolved
         s.conflicts += rs.conflicts
+        telemetry.compacted(
+            merged=rs.merged, escalated=rs.escalated, resolved=rs.resolved, conflicts=rs.conflicts
+        )
         did = rs.busy
         if self.retention.enabled and (force_retention or now >= self._next_retention):
             self._next_retention = now + self.retention.every
@@ -265,6 +268,7 @@ class Compactor:
             if trimmed.removed:
                 did = True
                 self.stats.log_trimmed += trimmed.removed
+                telemetry.trimmed("log", trimmed.removed)
                 held = f", held back by group {trimmed.held_by}" if trimmed.held_by else ""
                 self.report(
                     f"log: trimmed {trimmed.removed} events, oldest kept revision "
@@ -275,6 +279,7 @@ class Compactor:
             if swept.removed:
                 did = True
                 self.stats.history_trimmed += swept.removed
+                telemetry.trimmed("history", swept.removed)
                 self.report(f"history: trimmed {swept.removed} versions of {swept.entries} entries")
             if not full or swept.sweep_done:
                 break
@@ -284,6 +289,7 @@ class Compactor:
             if cleared:
                 did = True
                 self.stats.activations_cleared += cleared
+                telemetry.trimmed("activations", cleared)
                 self.report(f"activations: cleared {cleared} finished")
         return did
 

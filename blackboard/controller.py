@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import scripts
+from blackboard import scripts, telemetry
 from blackboard.admission import Admission
 from blackboard.agenda import Agenda, Candidate, OpenActivation
 from blackboard.board import Board, backoff_delay, wrap_redis_error
@@ -428,7 +428,9 @@ class Controller:
             batch.record("waiting", cand, [*cand.reasons, f"waiting: {cand.waiting}"], now)
         if now - self._status_at >= 1.0:
             self._status_at = now
-            batch.state("status", self.status())
+            status = self.status()
+            batch.state("status", status)
+            telemetry.controller_status(self.board.name, status)
             self._trim(batch)
         if batch.only_settles() and len(batch.ops) < 256 and not replay:
             # finished activations only: the agenda knows already; persisting them can wait
@@ -459,6 +461,7 @@ class Controller:
             parent_id = fields.get(b"a", b"").decode() or None
             writer = fields[b"w"].decode()
             ts = int(fields[b"t"])
+            trace = fields[b"tp"].decode("ascii", "replace") if b"tp" in fields else None
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             log.error("skipping malformed log event %s: %r", entry_id, exc)
             batch.log_acks.append(entry_id)
@@ -488,7 +491,9 @@ class Controller:
                 kind = KINDS[fields[b"o" + s]]
                 raw = fields[b"d" + s]
                 value = self.board.decode_change_value(key, kind, raw)
-                change = Change(revision, key, int(fields[b"v" + s]), kind, value, writer, ts)
+                change = Change(
+                    revision, key, int(fields[b"v" + s]), kind, value, writer, ts, trace=trace
+                )
             except (KeyError, ValueError, BlackboardError) as exc:
                 log.error("skipping operation %d of log event %s: %r", i, entry_id, exc)
                 continue

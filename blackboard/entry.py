@@ -32,7 +32,8 @@ ANY = Expect.ANY
 
 @dataclass(frozen=True, slots=True)
 class Causation:
-    """Why a write happened: the activation that made it and its causal depth."""
+    """Why a write happened: the activation that made it, its causal depth and the W3C
+    traceparent of the span that wrote it (set while tracing, see blackboard.telemetry)."""
 
     activation: str | None = None
     depth: int = 0
@@ -72,6 +73,7 @@ class Change:
     writer: str
     time_ms: int
     activation: str | None = None
+    trace: str | None = None  # W3C traceparent of the writer's span, when it traced
 
     @property
     def deleted(self) -> bool:

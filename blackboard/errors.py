@@ -17,6 +17,7 @@ caller needs to decide what to do next::
     ├── BoardUnavailableError      Redis cannot be reached or answered with an error
     │   └── LibraryMissingError    the server lacks this client's functions library (deploy it)
     ├── ServerNotFoundError        no URL given and no server binary to start one
+    ├── TelemetryUnavailableError  telemetry was asked for without OpenTelemetry installed
     ├── PolicyError                a policy document is invalid (file, line, reason)
     ├── DeadlineExceededError      an agent's handler ran past its activation's deadline
     ├── Retry                      raised by a handler: try this activation again (transient)
@@ -49,6 +50,7 @@ __all__ = [
     "Retry",
     "RetryExhaustedError",
     "ServerNotFoundError",
+    "TelemetryUnavailableError",
     "ValidationError",
 ]
 
@@ -168,6 +170,11 @@ class LibraryMissingError(BoardUnavailableError):
 
 class ServerNotFoundError(BlackboardError):
     """No Redis URL was given and no server binary exists to start a private one."""
+
+
+class TelemetryUnavailableError(BlackboardError):
+    """Traces or metrics were asked for (`telemetry.enable`, ``--metrics-port``) and the
+    OpenTelemetry packages are missing: ``pip install 'blackboard[otel]'``."""
 
 
 class PermissionDeniedError(BlackboardError, PermissionError):

@@ -14,7 +14,7 @@ import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from blackboard import pipeline, scripts
+from blackboard import pipeline, scripts, telemetry
 from blackboard.activation import Activation, grant_fields
 from blackboard.agenda import Candidate
 from blackboard.board import wrap_redis_error
@@ -68,7 +68,7 @@ class GrantBatch:
         act = Activation(
             cand.activation_id, cand.role, cand.key, cand.version, cand.revision, cand.rule,
             cand.priority, cand.depth, cand.deadline, None, cand.escalated_from or None,
-            cand.context, granted_ms=now_ms,
+            cand.context, granted_ms=now_ms, trace=telemetry.granted(cand, now),
         )  # fmt: skip
         queue, record = grant_fields(act, cand.value, cand.reasons, now)
         opened = pack([cand.role, cand.resource, cand.depth, cand.priority, now])
@@ -138,6 +138,7 @@ class GrantBatch:
 
     def record(self, what: str, cand: Candidate, reasons: list[str], now: float) -> None:
         """A decision about a candidate (refused, waiting)."""
+        telemetry.refused(what, cand.role, cand.rule, cand.key, reasons, cand.trace)
         self.ops.append([
             "r",
             decision(
@@ -153,6 +154,7 @@ class GrantBatch:
         what: str = "refused",
     ) -> None:  # fmt: skip
         """A decision about a change that made no candidate (refused, pending)."""
+        telemetry.refused(what, role, rule, change.key, reasons, change.trace or "")
         self.ops.append([
             "r",
             decision(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -29,7 +30,7 @@ import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import pipeline, scripts
+from blackboard import pipeline, scripts, telemetry
 from blackboard.activation import GROUP, RELEASED, Activation
 from blackboard.agent import Agent
 from blackboard.board import Board, wrap_redis_error
@@ -133,6 +134,10 @@ class AgentRuntime:
         """Claim and run activations until `stop` is set (or, with `idle_exit`, until nothing
         arrived for that many seconds and nothing is in flight), then shut down cleanly."""
         await self.start()
+        log.info(
+            "agent %s of role %s started on board %s (concurrency %d)",
+            self.name, self.role, self.board.name, self.concurrency,
+        )  # fmt: skip
         pipe = asyncio.create_task(self._pipe.run())
         beat = asyncio.create_task(self._heartbeat_loop())
         try:
@@ -164,6 +169,11 @@ class AgentRuntime:
         with contextlib.suppress(RedisError):
             await self.redis.hdel(self._agents_key, self.name)
         await self.agent.teardown()
+        st = self.stats
+        log.info(
+            "agent %s stopped: %d done, %d failed, %d lost, %d released",
+            self.name, st["done"], st["failed"], st["lost"], st["released"],
+        )  # fmt: skip
 
     # -- claiming -------------------------------------------------------------------------
 
@@ -247,7 +257,10 @@ class AgentRuntime:
             eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             act = self._parse(eid, fields, delivered.get(eid, 2))
             if act is not None:
-                log.info("took over %s (delivery %d)", act.id, act.delivery)
+                log.info(
+                    "took over %s (delivery %d)", act.id, act.delivery,
+                    extra={"activation": act.id, "key": act.key, "attempt": act.attempt},
+                )  # fmt: skip
                 out.append(act)
         return out
 
@@ -267,12 +280,14 @@ class AgentRuntime:
     # -- running one activation -----------------------------------------------------------
 
     async def _run(self, act: Activation) -> Outcome:
-        try:
-            outcome = await self._execute(act)
-        except (BlackboardError, RedisError) as exc:
-            # the claim stays pending: this agent or another takes it over after the lease
-            log.warning("activation %s could not be settled: %s", act.id, exc)
-            outcome = Outcome(act, "lost", str(exc))
+        with telemetry.activation(self.role, self.name, act) as run:
+            try:
+                outcome = await self._execute(act)
+            except (BlackboardError, RedisError) as exc:
+                # the claim stays pending: this agent or another takes it over after the lease
+                log.warning("activation %s could not be settled: %s", act.id, exc)
+                outcome = Outcome(act, "lost", str(exc))
+            run.ended(outcome.status, outcome.retryable, outcome.error)
         counter = "done" if outcome.status == "ok" else outcome.status
         self.stats[counter] = self.stats.get(counter, 0) + 1
         if self.keep_outcomes:
@@ -291,7 +306,7 @@ class AgentRuntime:
         # the commit needs the claim still ours and renewed within the claim lease; a
         # proposal (propose.lua) checks that it is still ours
         lease_ms = int(self.settings.claim_lease * 1000)
-        cause = Causation(act.id, act.depth)
+        cause = Causation(act.id, act.depth, act.trace or None)
         fence = Fence("lease", self.queue, f"{act.entry_id}@{lease_ms}", self.name, GROUP)
         view = self.board.bind(causation=cause, fence=fence)
         proposer = self.board.bind(
@@ -353,12 +368,16 @@ class AgentRuntime:
         return await self._settle(act, "retry", "conflicts on every run", "error")
 
     async def _call(self, act: Activation, staging: ActivationBoard) -> None:
-        if self.agent.is_async:
-            await self.agent.handle(act, staging)
-            return
-        loop = asyncio.get_running_loop()
-        sync_board = SyncActivationBoard(staging, loop)
-        await loop.run_in_executor(self._threads, self.agent.handle, act, sync_board)
+        with telemetry.handler(self.role):
+            if self.agent.is_async:
+                await self.agent.handle(act, staging)
+                return
+            loop = asyncio.get_running_loop()
+            sync_board = SyncActivationBoard(staging, loop)
+            # the thread runs in a copy of this task's context: its spans and log lines
+            # belong to the activation
+            run = contextvars.copy_context().run
+            await loop.run_in_executor(self._threads, run, self.agent.handle, act, sync_board)
 
     async def _commit(self, view: Board, act: Activation, ops: list[Op]) -> list[Entry]:
         keys, args, values, fingerprint = view._encode(ops, act.id, None)
@@ -420,7 +439,11 @@ class AgentRuntime:
             entry_id = raw.decode() if isinstance(raw, bytes) else raw
             item = self._inflight.get(entry_id)
             if item is not None:
-                log.warning("claim on %s was taken over; stopping its handler", item[0].id)
+                act = item[0]
+                log.warning(
+                    "claim on %s was taken over; stopping its handler", act.id,
+                    extra={"activation": act.id, "key": act.key, "attempt": act.attempt},
+                )  # fmt: skip
                 item[1].cancel()
 
     async def _beat(self) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from blackboard import scripts
+from blackboard import scripts, telemetry
 from blackboard.codec import KINDS
 from blackboard.entry import Change
 from blackboard.errors import CorruptEntryError, HistoryTrimmedError
@@ -86,6 +86,7 @@ async def backed_events(
     forged = set(res[0])
     if forged:
         board.forged_events += len(forged)
+        telemetry.forged("watch", len(forged))
     return [(i, f) for i, f in events if i not in forged and str(i).encode() not in forged]
 
 
@@ -134,6 +135,7 @@ async def watch_changes(
             raise wrap_redis_error(exc) from exc
         if dropped:
             board.forged_events += len(dropped)
+            telemetry.forged("watch", len(dropped))
             log_.warning(
                 "dropped %d log events that no entry record backs (forged?): %s",
                 len(dropped), b", ".join(dropped[:5]).decode(errors="replace"),

@@ -4,6 +4,7 @@ thin commands over compactor, snapshot, restore, proposals and reconcile)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -28,6 +29,7 @@ from blackboard.cli.context import (
     terminal_text,
     writer_id,
 )
+from blackboard.cli.telemetry_opts import LogFormatOpt, MetricsPortOpt, start_telemetry
 from blackboard.compactor import Compactor, CompactorStats
 from blackboard.connection import connect
 from blackboard.errors import MergePolicyError
@@ -107,6 +109,8 @@ def compactor(
             "A policy can only name functions on this list.",
         ),
     ] = None,
+    log_format: LogFormatOpt = "text",
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Reconcile divergent entries and trim history to the retention window.
 
@@ -121,6 +125,11 @@ def compactor(
             raise typer.Exit(2) from None
         allowed[fn_name] = target
     rules = _rules_from_file(policy) if policy is not None else None
+    start_telemetry(
+        "blackboard-compactor", level="info", fmt=log_format, metrics_port=metrics_port,
+        instance=name, compactor=name, board=board,
+    )  # fmt: skip
+    say = _say if log_format == "text" else logging.getLogger("blackboard.compactor").info
     if no_retention:
         retention = Retention(
             log_max_events=None,
@@ -152,7 +161,7 @@ def compactor(
                 name=name,
                 interval=interval,
                 lease_ttl=lease_ttl,
-                report=_say,
+                report=say,
                 merge_functions={**b.settings.merge_functions, **allowed},
             )
             where = (
@@ -160,14 +169,14 @@ def compactor(
                 if rules is not None
                 else ("merge rules from sys/policy")
             )
-            _say(f"compactor {c.name} on board {board}: {where}")
+            say(f"compactor {c.name} on board {board}: {where}")
             functions = c.merge_functions.names()
             if functions:
-                _say(f"custom merge functions allowed: {', '.join(functions)}")
+                say(f"custom merge functions allowed: {', '.join(functions)}")
             return await c.run(until_idle=until_idle, stop=stop)
 
     s = run(go())
-    _say(
+    say(
         f"stopped: {s.merged} merged, {s.escalated} escalated, {s.resolved} decided by a "
         f"human, {s.log_trimmed} log events and {s.history_trimmed} versions trimmed"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import signal
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from blackboard.cli.context import (
     terminal_text,
     writer_id,
 )
+from blackboard.cli.telemetry_opts import LogFormatOpt, MetricsPortOpt, start_telemetry
 from blackboard.connection import connect
 from blackboard.controller import Controller
 from blackboard.decisions import controller_status
@@ -56,13 +56,6 @@ UntilIdleOpt = Annotated[
 IdleAfterOpt = Annotated[
     float, typer.Option("--idle-after", min=0, help="Seconds with nothing read that count as idle.")
 ]
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
 
 
 def _stop_event() -> asyncio.Event:
@@ -92,11 +85,16 @@ def controller(
     until_idle: UntilIdleOpt = False,
     idle_after: IdleAfterOpt = 1.0,
     log_level: LogOpt = "info",
+    log_format: LogFormatOpt = "text",
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run a controller: lead when holding the lease, stand by otherwise; SIGTERM stops it."""
     url = need_url(redis)
     source = read_policy_file(policy)[0] if policy is not None else None
-    _logging(log_level)
+    start_telemetry(
+        "blackboard-controller", level=log_level, fmt=log_format, metrics_port=metrics_port,
+        instance=name, controller=name, board=board,
+    )  # fmt: skip
 
     async def go() -> None:
         stop = _stop_event()
@@ -141,7 +139,9 @@ def agent_run(
     ] = None,
     until_idle: UntilIdleOpt = False,
     idle_after: IdleAfterOpt = 1.0,
-    log_level: LogOpt = "warning",
+    log_level: LogOpt = "info",
+    log_format: LogFormatOpt = "text",
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run one agent process: claim its role's activations until SIGTERM, then finish or
     release in-flight work within the grace period and exit 0."""
@@ -151,7 +151,10 @@ def agent_run(
     except AgentLoadError as exc:
         fail(str(exc), 2)
     options = dict(_parse_option(o) for o in option or [])
-    _logging(log_level)
+    start_telemetry(
+        f"blackboard-agent-{cls.role}", level=log_level, fmt=log_format,
+        metrics_port=metrics_port, instance=name, role=cls.role, agent=name, board=board,
+    )  # fmt: skip
 
     async def go() -> None:
         stop = _stop_event()
@@ -177,7 +180,7 @@ def agent_list(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOp
         out.print(dumps(agents), highlight=False, markup=False)
         return
     table = Table(title=cell(f"{board}: agents"))
-    for col in ("agent", "role", "in flight", "done", "failed", "last beat"):
+    for col in ("agent", "role", "in flight", "done", "failed", "lost", "last beat"):
         table.add_column(col)
     now = time.time() * 1000
     for agent_name, a in sorted(agents.items()):
@@ -187,7 +190,7 @@ def agent_list(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOp
         beat = f"{(now - beat_ms) / 1000:.1f}s ago" if isinstance(beat_ms, int | float) else "?"
         table.add_row(
             cell(agent_name), cell(a.get("role", "")), cell(a.get("inflight", 0)),
-            cell(a.get("done", 0)), cell(a.get("failed", 0)), beat,
+            cell(a.get("done", 0)), cell(a.get("failed", 0)), cell(a.get("lost", 0)), beat,
         )  # fmt: skip
     out.print(table)
 

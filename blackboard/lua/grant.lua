@@ -113,7 +113,9 @@ for _, op in ipairs(ops) do
         end
       else
         local all = redis.call('HGETALL', record)
-        local keep = {i = 1, k = 1, v = 1, r = 1, u = 1, p = 1, d = 1, l = 1, g = 1, e = 1, c = 1}
+        local keep = {
+          i = 1, k = 1, v = 1, r = 1, u = 1, p = 1, d = 1, l = 1, g = 1, e = 1, c = 1, tp = 1
+        }
         for j = 1, #all, 2 do
           if keep[all[j]] then
             fields[#fields + 1] = all[j]
