@@ -37,6 +37,7 @@ from blackboard.errors import (
     RetryExhaustedError,
     ServerNotFoundError,
     SnapshotError,
+    TelemetryUnavailableError,
     ValidationError,
 )
 from blackboard.merge import MergeRule
@@ -100,6 +101,7 @@ __all__ = [
     "Settings",
     "SnapshotError",
     "System",
+    "TelemetryUnavailableError",
     "ValidationError",
     "__version__",
     "apply_policy",

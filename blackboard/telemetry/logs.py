@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -78,17 +78,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
-def configure_logging(level: str = "info", fmt: str = "text", **static: Any) -> None:
-    """Log to stderr at `level` as ``text`` (a line per record) or ``json`` (with `static`
-    fields on every line). Replaces the root logger's handlers. Raises ValueError for an
-    unknown level or format."""
+def configure_logging(
+    level: str = "info", fmt: str = "text", *, stream: IO[str] | None = None, **static: Any
+) -> None:
+    """Log to `stream` (default stderr) at `level` as ``text`` (a line per record) or
+    ``json`` (with `static` fields on every line). Replaces the root logger's handlers.
+    Raises ValueError for an unknown level or format."""
     global _structured
     number = logging.getLevelName(level.upper())
     if not isinstance(number, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
     if fmt not in ("text", "json"):
         raise ValueError(f"unknown log format {fmt!r}: use text or json")
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(static))
     else:
