@@ -89,6 +89,9 @@ class Agenda:
         self._fresh: list[Candidate] = []
         self.held: dict[str, str] = {}
         """Why each role's waiting candidates are held (breaker, backpressure, rate)."""
+        self.paused: dict[str, str] = {}
+        """Roles an operator paused or is draining, with why ("paused by <actor>: ..."):
+        nothing new is granted to them (role_steering.py keeps this)."""
 
     # -- state ----------------------------------------------------------------------------
 
@@ -153,6 +156,21 @@ class Agenda:
                 out[c.role] += 1
         return dict(out)
 
+    def waiting_list(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` waiting candidates for the published status, each with the guard
+        that holds it now (`why`)."""
+        found: list[tuple[Candidate, str]] = []
+        for role, heap in self._heaps.items():
+            why = self.held.get(role) or "behind candidates of higher priority"
+            found += [(c, why) for _, _, c in heap[: max(0, limit - len(found))]]
+        for parked in self._parked.values():
+            found += [(c, c.waiting) for c in list(parked)[: max(0, limit - len(found))]]
+        return [
+            {"a": c.activation_id, "role": c.role, "k": c.key, "v": c.version, "rule": c.rule,
+             "p": c.priority, "since": c.since, "why": why}
+            for c, why in found
+        ]  # fmt: skip
+
     # -- flow -----------------------------------------------------------------------------
 
     def add(self, cand: Candidate) -> None:
@@ -174,6 +192,9 @@ class Agenda:
         out: list[Candidate] = []
         for role, heap in self._heaps.items():
             if not heap:
+                continue
+            if role in self.paused:
+                self.held[role] = self.paused[role]
                 continue
             limits = self.policy.limits(role)
             breaker = self.breaker(role)
@@ -252,6 +273,8 @@ class Agenda:
         """None when the next run of a retrying activation may start now (it takes a rate
         token, and the breaker's trial when half-open); else the time to look again."""
         act = self.open[activation_id]
+        if act.role in self.paused:  # a paused role starts nothing, retries included
+            return now + 0.5
         breaker = self.breaker(act.role)
         if not breaker.check(now).ok:
             return breaker.next_at() or now + 0.5
@@ -289,7 +312,7 @@ class Agenda:
         cool-down, rate refill); None when only a finishing activation can free one."""
         due: float | None = None
         for role, heap in self._heaps.items():
-            if not heap:
+            if not heap or role in self.paused:  # only a command resumes a paused role
                 continue
             at = self.breaker(role).next_at()
             bucket = self.buckets.get(role)

@@ -197,9 +197,10 @@ class BreakerState(enum.Enum):
 class Breaker:
     """Circuit breaker of one role: opens after `failures` consecutive failed activations,
     lets one trial through after `cooldown` seconds (half-open), closes when it succeeds and
-    opens again when it fails."""
+    opens again when it fails. An operator may open it by hand (`hold`): it then stays open,
+    whatever the outcomes, until `reset`."""
 
-    __slots__ = ("cooldown", "failures", "opened_at", "state", "streak", "trial")
+    __slots__ = ("cooldown", "failures", "held", "opened_at", "state", "streak", "trial")
 
     def __init__(self, failures: int, cooldown: float) -> None:
         self.failures = failures
@@ -208,10 +209,28 @@ class Breaker:
         self.streak = 0
         self.opened_at = 0.0
         self.trial: str | None = None
+        self.held = ""
+        """Why it was opened by hand ("opened by <actor>: <reason>"); "" when it was not."""
+
+    def hold(self, why: str, now: float) -> None:
+        """Open by hand and stay open until `reset`."""
+        self.state = BreakerState.OPEN
+        self.opened_at = now
+        self.trial = None
+        self.held = why
+
+    def reset(self) -> None:
+        """Close by hand: forget the failure streak and any trial."""
+        self.state = BreakerState.CLOSED
+        self.streak = 0
+        self.trial = None
+        self.held = ""
 
     def check(self, now: float) -> Verdict:
         if self.state is BreakerState.CLOSED:
             return Verdict(True, "breaker closed")
+        if self.held:
+            return Verdict(False, f"breaker {self.held}", wait=True)
         if self.state is BreakerState.OPEN:
             if now < self.opened_at + self.cooldown:
                 until = self.opened_at + self.cooldown - now
@@ -231,6 +250,8 @@ class Breaker:
         if self.trial is not None and activation_id != self.trial:
             return False  # outcomes of activations granted before the breaker opened
         self.trial = None
+        if self.held:  # open by hand: outcomes do not close it
+            return False
         if ok:
             self.streak = 0
             self.state = BreakerState.CLOSED
@@ -242,15 +263,23 @@ class Breaker:
         return self.state is not before
 
     def next_at(self) -> float | None:
-        """When an open breaker turns half-open."""
-        return self.opened_at + self.cooldown if self.state is BreakerState.OPEN else None
+        """When an open breaker turns half-open (None when closed or held open by hand)."""
+        if self.state is not BreakerState.OPEN or self.held:
+            return None
+        return self.opened_at + self.cooldown
 
     def dump(self) -> dict[str, Any]:
-        return {"state": self.state.value, "streak": self.streak, "opened_at": self.opened_at}
+        out: dict[str, Any] = {
+            "state": self.state.value, "streak": self.streak, "opened_at": self.opened_at,
+        }  # fmt: skip
+        if self.held:
+            out["held"] = self.held
+        return out
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = BreakerState(data.get("state", "closed"))
         self.streak = int(data.get("streak", 0))
         self.opened_at = float(data.get("opened_at", 0.0))
+        self.held = str(data.get("held") or "")
         if self.state is BreakerState.HALF_OPEN:
             self.state = BreakerState.OPEN  # the trial's fate is unknown: cool down again
