@@ -41,6 +41,7 @@ from blackboard.grant_batch import Fenced, GrantBatch
 from blackboard.lease import LeaderLease
 from blackboard.policy import Policy
 from blackboard.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
+from blackboard.role_steering import ROLE_COMMANDS, RoleSteering
 from blackboard.rules import compile_rules, rules_for_key
 from blackboard.settings import Settings
 from blackboard.watch import check_args
@@ -113,6 +114,7 @@ class Controller:
         self._deferred_at = 0.0
         self._retries: dict[str, float] = {}  # open activations waiting to run again: due
         self._cmd_cursor = "0-0"  # the last operator command read
+        self.steering = RoleSteering(board, self.keys.controller_lease, self.name)
         self._rng = random.Random()
 
     # -- leadership -----------------------------------------------------------------------
@@ -246,12 +248,16 @@ class Controller:
             if _s(act_id) in self.agenda.open
         }
         self._cmd_cursor = "0-0"
+        steered: dict[str, Any] = {}
         for field, blob in state.items():
             name = _s(field)
             if name.startswith("breaker:"):
                 self.agenda.breaker(name[8:]).load(msgpack.unpackb(blob, raw=False))
+            elif name.startswith("steer:"):
+                steered[name[6:]] = msgpack.unpackb(blob, raw=False)
             elif name == "commands":
                 self._cmd_cursor = str(msgpack.unpackb(blob, raw=False))
+        self.steering.load(steered, self.agenda)
         for g in groups:
             if _s(g["name"]) == GROUP:
                 self._last_rev = int(_s(g["last-delivered-id"]).split("-")[0])
@@ -624,11 +630,11 @@ class Controller:
 
     def _decision(
         self, what: str, act_id: str, act: OpenActivation, key: str, reasons: list[str],
-        now: float,
+        now: float, command: str = "",
     ) -> bytes:  # fmt: skip
         return decision(
             what, key=key, version=0, revision=0, role=act.role, rule="", reasons=reasons,
-            activation=act_id, time_ms=int(now * 1000),
+            activation=act_id, time_ms=int(now * 1000), command=command,
         )  # fmt: skip
 
     def _due_retries(self, batch: GrantBatch, now: float) -> None:
@@ -650,8 +656,9 @@ class Controller:
         return min(self._retries.values()) if self._retries else None
 
     async def _commands(self, batch: GrantBatch, now: float) -> None:
-        """Operators' commands (`blackboard activation retry|cancel`): a stream only admins
-        and humans may write; read from where this leader's predecessor stopped."""
+        """Operators' commands (`blackboard activation retry|cancel`, `blackboard role ...`,
+        `blackboard breaker ...`): a stream only admins and humans may write; read from where
+        this leader's predecessor stopped."""
         try:
             raw: Any = await self.redis.xrange(
                 self.keys.controller_commands, f"({self._cmd_cursor}", "+", count=100
@@ -660,11 +667,17 @@ class Controller:
             raise wrap_redis_error(exc) from exc
         for entry_id, fields in raw:
             self._cmd_cursor = _s(entry_id)
-            await self._command(batch, {_s(k): _s(v) for k, v in fields.items()}, now)
+            cmd = {"id": _s(entry_id), **{_s(k): _s(v) for k, v in fields.items()}}
+            await self._command(batch, cmd, now)
         if raw:
             batch.state("commands", self._cmd_cursor)
+        await self.steering.after_commands(batch, self.agenda, self._retries, self.lease.token, now)
 
     async def _command(self, batch: GrantBatch, cmd: dict[str, str], now: float) -> None:
+        if cmd.get("c") in ROLE_COMMANDS:  # role_steering.py: pause, drain, resume, breakers
+            token, retries = self.lease.token, self._retries
+            await self.steering.command(batch, cmd, self.agenda, self.policy, retries, token, now)
+            return
         what, act_id = cmd.get("c", ""), cmd.get("a", "")
         actor, reason = cmd.get("w", "?"), cmd.get("why", "")
         try:
@@ -769,5 +782,7 @@ class Controller:
             "forged": self.forged,
             "poisoned": self.poisoned,
             "roles": self.agenda.status(),
+            "steering": self.steering.status(self.agenda, self._retries),
+            "candidates": self.agenda.waiting_list(100),
             "time_ms": int(self.clock() * 1000),
         }

@@ -33,24 +33,24 @@ def decision(
     reasons: list[str],
     activation: str = "",
     time_ms: int = 0,
+    command: str = "",
 ) -> bytes:
-    """One decision record: `what` is granted, refused, waiting or pending."""
-    return bytes(
-        msgpack.packb(
-            {
-                "d": what,
-                "k": key,
-                "v": version,
-                "r": revision,
-                "role": role,
-                "rule": rule,
-                "why": reasons,
-                "a": activation,
-                "t": time_ms,
-            },
-            use_bin_type=True,
-        )
-    )
+    """One decision record: `what` is granted, refused, waiting, pending, retrying, failed,
+    operator or drained; `command` is the id of the operator's command it answers."""
+    record: dict[str, Any] = {
+        "d": what,
+        "k": key,
+        "v": version,
+        "r": revision,
+        "role": role,
+        "rule": rule,
+        "why": reasons,
+        "a": activation,
+        "t": time_ms,
+    }
+    if command:
+        record["c"] = command
+    return bytes(msgpack.packb(record, use_bin_type=True))
 
 
 async def read_activation(board: Board, activation_id: str) -> dict[str, Any] | None:
@@ -84,6 +84,8 @@ async def explain(board: Board, key: str, *, limit: int = 50) -> list[dict[str, 
             "activation_id": d["a"] or None,
             "time_ms": d["t"],
         }
+        if d.get("c"):
+            item["command"] = d["c"]
         if d["d"] == "granted" and d["a"]:
             item["activation"] = await read_activation(board, d["a"])
         out.append(item)

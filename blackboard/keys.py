@@ -25,13 +25,15 @@ tag: one board lives on one Redis Cluster slot, and every multi-key script stays
 ``bb:{B}:retry``        zset        activations waiting to run again: id -> due time, ms
 ``bb:{B}:failed``       zset        dead letters (failed after their last attempt):
                                     id -> time failed, ms
-``bb:{B}:ctl:cmd``      stream      operators' commands to the controller (retry, cancel),
+``bb:{B}:ctl:cmd``      stream      operators' commands to the controller (retry, cancel;
+                                    pause, drain, resume a role; open, reset a breaker),
                                     written by admins and humans only
 ``bb:{B}:why:<key>``    list        latest controller decisions about entry ``<key>``,
                                     newest first (``blackboard explain``)
 ``bb:{B}:ctl:lease``    string      controller leader lease ``<epoch>:<holder>`` with TTL
 ``bb:{B}:ctl:epoch``    string      controller fencing epoch counter (one step per leader)
-``bb:{B}:ctl:state``    hash        controller state: breakers per role, status snapshot
+``bb:{B}:ctl:state``    hash        controller state: breakers and operators' steering per
+                                    role, command cursor, status snapshot
 ``bb:{B}:agents``       hash        agent presence: agent id -> msgpack heartbeat record
 ``bb:{B}:p:<key>``      hash        proposals for entry ``<key>``: one field per proposer
                                     holding its latest proposal record (proposals.py)
