@@ -724,7 +724,8 @@ class Controller:
         log.info("activation %s: %s -> %s", act_id, said, result)
         if key:
             fake = OpenActivation(role, key, 0, 0, now)
-            batch.decide(key, self._decision("operator", act_id, fake, key, [said, result], now))
+            why, cmd_id = [said, result], cmd.get("id", "")
+            batch.decide(key, self._decision("operator", act_id, fake, key, why, now, cmd_id))
 
     async def _write(self, batch: GrantBatch) -> None:
         st = self.settings
