@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from blackboard.telemetry import logs, state
-from blackboard.telemetry.state import NULL, SYSTEM, Null, remote, traceparent_of
+from blackboard.telemetry.state import NULL, SYSTEM, Null, remote, traceparent_of, unsampled
 from blackboard.telemetry.traceparent import trace_id_of
 
 if TYPE_CHECKING:
@@ -41,10 +41,7 @@ class GrantLike(Protocol):
     role: str
     key: str
     version: int
-    revision: int
     rule: str
-    priority: int
-    depth: int
     since: float
     reasons: list[str]
     trace: str
@@ -60,7 +57,7 @@ def granted(cand: GrantLike, now: float) -> str:
         if cand.changed_ms:
             m.grant_latency.record(max(0.0, now - cand.changed_ms / 1000), {ROLE: cand.role})
     tracer = state.tracer
-    if tracer is None:
+    if tracer is None or unsampled(cand.trace):
         return cand.trace
     end = time.time_ns()
     s = tracer.start_span(
@@ -74,25 +71,22 @@ def granted(cand: GrantLike, now: float) -> str:
             "messaging.operation.name": "grant",
             "messaging.destination.name": cand.role,
             "messaging.message.id": cand.activation_id,
-            ROLE: cand.role,
             "blackboard.key": cand.key,
             "blackboard.version": cand.version,
-            "blackboard.revision": cand.revision,
             "blackboard.rule": cand.rule,
-            "blackboard.priority": cand.priority,
-            "blackboard.depth": cand.depth,
-            "blackboard.reasons": list(cand.reasons),
+            "blackboard.reasons": "; ".join(cand.reasons),
         },
     )
     s.end(end)
-    return traceparent_of(s)
+    return traceparent_of(s) or cand.trace
 
 
 def refused(what: str, role: str, rule: str, key: str, reasons: list[str], trace: str) -> None:
-    """A candidate or change was refused, held waiting or left pending: an instant span in
-    the change's trace (only for changes that carry one: no lone traces)."""
+    """A candidate or change was refused or left pending: an instant span in the change's
+    trace (only for changes that carry one: no lone traces). A candidate held waiting gets
+    none: its grant span starts at its admission and so covers the wait."""
     tracer = state.tracer
-    if tracer is None or not trace:
+    if tracer is None or not trace or what == "waiting" or unsampled(trace):
         return
     tracer.start_span(
         f"{what} {role or '-'}",
@@ -102,7 +96,7 @@ def refused(what: str, role: str, rule: str, key: str, reasons: list[str], trace
             ROLE: role,
             "blackboard.rule": rule,
             "blackboard.key": key,
-            "blackboard.reasons": list(reasons),
+            "blackboard.reasons": "; ".join(reasons),
         },
     ).end()
 
@@ -157,7 +151,10 @@ class Run:
                 latency = max(0.0, time.time() - act.granted_ms / 1000)
                 m.claim_latency.record(latency, {ROLE: role})
         tracer = state.tracer
-        if tracer is not None:
+        if tracer is not None and unsampled(act.trace):
+            # no span; the handler's spans and commit inherit the unsampled parent
+            self.token = state.api.context.attach(remote(act.trace))
+        elif tracer is not None:
             api = state.api
             self.span = s = tracer.start_span(
                 f"process {role}",
@@ -169,11 +166,8 @@ class Run:
                     "messaging.operation.name": "process",
                     "messaging.destination.name": role,
                     "messaging.consumer.group.name": "agents",
-                    "messaging.client.id": self.consumer,
                     "messaging.message.id": act.id,
-                    ROLE: role,
                     "blackboard.key": act.key,
-                    "blackboard.version": act.version,
                     "blackboard.attempt": act.attempt,
                     "blackboard.delivery": act.delivery,
                 },
@@ -215,6 +209,8 @@ class Run:
                 s.end()
             finally:
                 api.context.detach(self.token)
+        elif self.token is not None:
+            state.api.context.detach(self.token)
         if self.ctx_token is not None:
             logs.LOG_CONTEXT.reset(self.ctx_token)
 

@@ -20,7 +20,16 @@ if TYPE_CHECKING:
 
     from blackboard.telemetry.instruments import Instruments
 
-__all__ = ["NULL", "disable", "enable", "metrics_on", "remote", "traceparent_of", "tracing"]
+__all__ = [
+    "NULL",
+    "disable",
+    "enable",
+    "metrics_on",
+    "remote",
+    "traceparent_of",
+    "tracing",
+    "unsampled",
+]
 
 SCOPE = "blackboard"
 SYSTEM = "blackboard"
@@ -144,10 +153,20 @@ def _span_ids() -> tuple[str, str] | None:
     return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
 
 
-def traceparent_of(span: Span) -> str:
-    """The traceparent that names `span` as the parent."""
+def traceparent_of(span: Span) -> str | None:
+    """The traceparent that names `span` as the parent (None for an invalid span: the
+    API's no-op tracer without a parent)."""
     ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
     return format_traceparent(ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
+
+
+def unsampled(traceparent: str | None) -> bool:
+    """Whether a traceparent names a parent that was not sampled: its trace is passed on
+    without a span (what the SDK's default parent-based sampler decides anyway, for less)."""
+    parsed = parse_traceparent(traceparent)
+    return parsed is not None and not parsed[2] & 1
 
 
 def remote(traceparent: str | None) -> Any:
