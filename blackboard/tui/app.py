@@ -6,7 +6,8 @@ log window, and one follower that reads the change log (``board.watch``) from th
 the TUI started at. Changes are gathered for a moment and handed over in batches: the pager
 and the log window fold them in, then `changes` (a Textual signal) tells the views to redraw.
 Nothing rescans the board when it changes. Views: 1 entries, 2 log, 3 agents, 4 agenda,
-5 escalations; ? help, q quit.
+5 escalations, 6 activations; ? help, q quit. An operator's actions (steering roles,
+retrying or cancelling activations, editing entries) go through `OperatorDesk`.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from blackboard.tui.control_model import ControlReader
 from blackboard.tui.feed import LogWindow
 from blackboard.tui.human import HumanDesk
 from blackboard.tui.model import BoardReader
+from blackboard.tui.operator import OperatorDesk
 from blackboard.tui.pager import EntryPager
 
 __all__ = ["VIEWS", "BoardApp"]
 
-VIEWS = ("entries", "log", "agents", "agenda", "escalations")
+VIEWS = ("entries", "log", "agents", "agenda", "escalations", "activations")
 
 
 class BoardApp(App[None]):
@@ -52,6 +54,7 @@ class BoardApp(App[None]):
         Binding("3", "view('agents')", "Agents"),
         Binding("4", "view('agenda')", "Agenda"),
         Binding("5", "view('escalations')", "Escalations"),
+        Binding("6", "view('activations')", "Activations"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -76,6 +79,7 @@ class BoardApp(App[None]):
         self.reader = BoardReader(board)
         self.control = ControlReader(board)
         self.desk = HumanDesk(board, user)
+        self.operator = OperatorDesk(board, user)
         self.pager = EntryPager(self.reader)
         self.log_window = LogWindow(clock=clock)
         self.changes: Signal[list[Change]] = Signal(self, "changes")
@@ -86,6 +90,7 @@ class BoardApp(App[None]):
         self.sub_title = f"board {board.name} as human:{user}"
 
     async def on_mount(self) -> None:
+        from blackboard.tui.screens.activations_screen import ActivationsScreen
         from blackboard.tui.screens.agenda_screen import AgendaScreen
         from blackboard.tui.screens.agents_screen import AgentsScreen
         from blackboard.tui.screens.entries_screen import EntriesScreen
@@ -101,6 +106,7 @@ class BoardApp(App[None]):
         self.add_mode("agents", AgentsScreen)
         self.add_mode("agenda", AgendaScreen)
         self.add_mode("escalations", EscalationsScreen)
+        self.add_mode("activations", ActivationsScreen)
         # (annotated so that mypy infers the workers' result type)
         follow: Worker[None] = self.run_worker(self._follow, name="follow", exit_on_error=False)
         pump: Worker[None] = self.run_worker(self._pump, name="pump", exit_on_error=False)

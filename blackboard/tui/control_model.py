@@ -4,7 +4,9 @@ I/O-only reads the views call, each a few pipelined round trips bounded by what 
 (never the entries of the board): agent presence (``agents``), activations granted and not
 finished (``open`` and the ``act:<id>`` records), the claims in each role's queue (XPENDING of
 consumer group ``agents``), the controller's published status and breakers (``ctl:state``),
-and the decision lists of recently changed entries (``why:<key>``). Formats are those
+and the decision lists of recently changed entries (``why:<key>``). Roles as operators
+steer them, scheduled retries and dead letters come through `blackboard.steering`, the
+candidates waiting on the agenda from the leader's published status. Formats are those
 written by controller.py, runtime.py, activation.py and decisions.py. Imports the engine and
 no textual.
 """
@@ -19,6 +21,7 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
+from blackboard import steering
 from blackboard.activation import GROUP, RELEASED, parse_record
 from blackboard.board import Board, wrap_redis_error
 from blackboard.decisions import controller_status
@@ -26,11 +29,19 @@ from blackboard.errors import BlackboardError
 from blackboard.policy_board import load_policy
 
 __all__ = [
+    "ACTIVATION_STATES",
     "ActivationInfo",
+    "ActivationRow",
     "AgentInfo",
     "ControlReader",
     "DecisionInfo",
+    "RoleInfo",
 ]
+
+ACTIVATION_STATES = ("running", "queued", "waiting", "retrying", "failed")
+"""The activations screen's states: claimed by an agent (or settling); granted and not
+taken yet (or released by a stopping agent); a candidate the controller holds on its
+agenda; waiting for the next attempt; a dead letter."""
 
 OPEN_LIMIT = 5000
 
@@ -105,6 +116,53 @@ class DecisionInfo:
     time_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class RoleInfo:
+    """A role as operators steer it (`blackboard.steering.roles`): `mode` running, paused
+    or draining (`drained` once nothing is in flight), who set it, why and when, the
+    record's `version` (what a command from this view expects), its breaker and counts."""
+
+    role: str
+    mode: str = "running"
+    by: str = ""
+    reason: str = ""
+    time_ms: int = 0
+    version: int = 0
+    drained: bool = False
+    breaker: str = "closed"
+    breaker_held: str = ""
+    pending: int = 0
+    waiting: int = 0
+    in_flight: int = 0
+    retrying: int = 0
+
+    @property
+    def steering(self) -> str:
+        """How the role is steered, in a few words."""
+        if self.mode == "running":
+            return "running"
+        word = "drained" if self.mode == "draining" and self.drained else self.mode
+        return f"{word} by {self.by}" + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationRow:
+    """One line of the activations screen. `when_ms` is when it was granted (running,
+    queued), started waiting (waiting), is due (retrying) or failed (failed); `why` is the
+    guard that holds it (waiting), its last error (retrying, failed) or why it was granted."""
+
+    state: str
+    id: str
+    role: str
+    key: str
+    version: int
+    rule: str = ""
+    attempt: int = 1
+    when_ms: int = 0
+    agent: str = ""
+    why: str = ""
+
+
 class ControlReader:
     """Bounded reads of one board's control plane for the views."""
 
@@ -152,7 +210,48 @@ class ControlReader:
             raise wrap_redis_error(exc) from exc
         return None if raw is None else _s(raw)
 
+    async def roles(self) -> list[RoleInfo]:
+        """Every role the controller knows of or an operator steered."""
+        found = await steering.roles(self.board)
+        fields = set(RoleInfo.__dataclass_fields__)
+        return [
+            RoleInfo(**{k: v for k, v in info.items() if k in fields}) for info in found.values()
+        ]
+
     # -- activations -------------------------------------------------------------------------
+
+    async def activations(self, limit: int = OPEN_LIMIT) -> list[ActivationRow]:
+        """Every activation an operator may look at, by state (`ACTIVATION_STATES`): open
+        ones (running, queued), the candidates the leader last published as waiting, the
+        scheduled retries and the dead letters (at most `limit` of each)."""
+        retrying = await steering.retrying(self.board, limit=limit)
+        due = {r["id"] for r in retrying}
+        rows: list[ActivationRow] = []
+        for a in await self.open_activations(limit):
+            if a.id in due:
+                continue
+            state = "running" if a.state in ("claimed", "settling") else "queued"
+            rows.append(
+                ActivationRow(
+                    state, a.id, a.role, a.key, a.version, a.rule, max(1, a.deliveries),
+                    a.granted_ms, a.consumer or "", "; ".join(a.why[-1:]),
+                )
+            )  # fmt: skip
+        status = await self.status() or {}
+        for c in status.get("candidates") or []:
+            if isinstance(c, dict):
+                rows.append(
+                    ActivationRow(
+                        "waiting", str(c.get("a", "")), str(c.get("role", "")),
+                        str(c.get("k", "")), int(c.get("v", 0) or 0), str(c.get("rule", "")),
+                        1, int(float(c.get("since", 0) or 0) * 1000), "", str(c.get("why", "")),
+                    )
+                )  # fmt: skip
+        for r in retrying:
+            rows.append(_row("retrying", r, int(r.get("due_ms") or 0)))
+        for r in await steering.dead_letters(self.board, limit=limit):
+            rows.append(_row("failed", r, int(r.get("ended_ms") or 0)))
+        return rows
 
     async def open_activations(self, limit: int = OPEN_LIMIT) -> list[ActivationInfo]:
         """Activations granted and not finished (at most `limit`), with their claims."""
@@ -284,6 +383,14 @@ class ControlReader:
                 )
         out.sort(key=lambda d: (-d.time_ms, -d.revision, d.key, d.role, d.rule, d.what))
         return out
+
+
+def _row(state: str, rec: dict[str, Any], when_ms: int) -> ActivationRow:
+    return ActivationRow(
+        state, rec["id"], rec["role"], rec["key"], rec["version"], rec["rule"],
+        int(rec.get("attempt") or 1), when_ms, str(rec.get("agent") or ""),
+        str(rec.get("error") or ""),
+    )  # fmt: skip
 
 
 def _missing(act_id: str, blob: list[Any]) -> dict[str, Any]:

@@ -181,7 +181,9 @@ async def test_steering_survives_a_controller_failover(board: blackboard.Board) 
 async def test_a_breaker_opened_by_hand_stays_open_until_reset(board: blackboard.Board) -> None:
     agent = Gated()
     agent.gate.set()
-    policy = POLICY.replace("breaker_failures = 100", "breaker_failures = 1\nbreaker_cooldown = 0.1")
+    policy = POLICY.replace(
+        "breaker_failures = 100", "breaker_failures = 1\nbreaker_cooldown = 0.1"
+    )
     async with running(board, policy, [agent]):
         ok, said = await ask(board, "breaker-open", reason="vendor outage")
         assert ok and said == "breaker open until reset by hand"

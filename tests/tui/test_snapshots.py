@@ -11,6 +11,7 @@ import socket
 import pydantic
 import pytest
 from tests_paths import AGENTS, POLICY
+from tui_ops import Picky, ops_scene, ops_system
 from tui_pilot import running, shows, until
 from tui_scenario import eventually, support_scenario, ticket
 from tui_snapshots import assert_snapshot
@@ -103,3 +104,11 @@ async def test_escalations(tui_board: blackboard.Board) -> None:
     async with running(tui_board, start="escalations") as (app, pilot):
         await until(pilot, shows(pilot, "1 waiting for a human", "ticket/1/answer@v1"))
         assert_snapshot(app, "escalations", tui_board.name)
+
+
+async def test_activations(tui_board: blackboard.Board) -> None:
+    async with ops_system(tui_board, Picky()):
+        await ops_scene(tui_board)
+        async with running(tui_board, start="activations") as (app, pilot):
+            await until(pilot, shows(pilot, "1 running", "1 waiting", "1 retrying", "1 failed"))
+            assert_snapshot(app, "activations", tui_board.name)

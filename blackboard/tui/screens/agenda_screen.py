@@ -5,8 +5,10 @@ claimed by an agent, released, settling), age and why they were granted. Bottom:
 controller decided about the entries changed recently (refused, waiting, pending consensus),
 with the reason; the controller keeps decisions per entry (``why:<key>``), so these are read
 for the keys in the log window, newest first. Candidates waiting on the agenda live in the
-leading controller's memory; their count per role comes from its published status.
-Refreshed every second while shown. Imports textual, the TUI's control read model and display.
+leading controller's memory; their count per role comes from its published status. The
+role keys (p pause, d drain, u resume, b / B breaker open / reset) act on the role of the
+highlighted row. Refreshed every second while shown. Imports textual, the TUI's control read
+model, display and steer keys.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
-from blackboard.tui.control_model import ActivationInfo, DecisionInfo
+from blackboard.tui.control_model import ActivationInfo, DecisionInfo, RoleInfo
 from blackboard.tui.display import age
+from blackboard.tui.screens.steer_keys import STEER_BINDINGS, steer_role
 
 if TYPE_CHECKING:
     from blackboard.tui.app import BoardApp
@@ -37,6 +40,7 @@ class AgendaScreen(Screen[None]):
         Binding("R", "reload", "Refresh"),
         Binding("tab", "app.focus_next", "Switch table", show=False),
         Binding("enter", "open", "Open entry"),
+        *STEER_BINDINGS,
     ]
     DEFAULT_CSS = """
     AgendaScreen #open { height: 2fr; }
@@ -50,6 +54,7 @@ class AgendaScreen(Screen[None]):
         self.open: list[ActivationInfo] = []
         self.decided: list[DecisionInfo] = []
         self.controller_status: dict[str, Any] | None = None
+        self.roles: dict[str, RoleInfo] = {}
 
     @property
     def board_app(self) -> BoardApp:
@@ -62,6 +67,7 @@ class AgendaScreen(Screen[None]):
         yield Static(id="why")
         yield Label("refused / waiting (entries changed recently)", id="decisions-title")
         yield DataTable(id="decisions", cursor_type="row")
+        yield Static(id="message", classes="message")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -98,6 +104,7 @@ class AgendaScreen(Screen[None]):
         found = await app.control.decisions(recent)
         self.decided = [d for d in found if d.what != "granted"][:200]
         self.controller_status = await app.control.status()
+        self.roles = {r.role: r for r in await app.control.roles()}
         self._show()
 
     def _show(self) -> None:
@@ -136,7 +143,8 @@ class AgendaScreen(Screen[None]):
                 if isinstance(info, dict) and info.get("waiting")
             ]
             waiting = " · waiting on the agenda: " + (", ".join(parts) if parts else "none")
-        extra = f"{len(self.open)} open{waiting}"
+        steered = [f"{r.role} {r.steering}" for r in self.roles.values() if r.mode != "running"]
+        extra = f"{len(self.open)} open{waiting}" + "".join(f" · {s}" for s in steered)
         self.query_one("#status", Static).update(Text(app.status_line("agenda", extra)))
 
     def _show_why(self) -> None:
@@ -153,6 +161,22 @@ class AgendaScreen(Screen[None]):
 
     async def action_reload(self) -> None:
         await self.reload()
+
+    def say(self, text: str, kind: str) -> None:
+        msg = self.query_one("#message", Static)
+        msg.set_classes(f"message {kind}".strip())
+        msg.update(Text(text))
+
+    def action_steer(self, command: str) -> None:
+        table = self.focused if isinstance(self.focused, DataTable) else None
+        table = table or self.query_one("#open", DataTable)
+        items: list[ActivationInfo] | list[DecisionInfo]
+        items = self.decided if table.id == "decisions" else self.open
+        role = None
+        if items:
+            name = items[min(max(table.cursor_row, 0), len(items) - 1)].role
+            role = self.roles.get(name) or RoleInfo(name)
+        steer_role(self, command, role, self.say, self.reload)
 
     def action_open(self) -> None:
         table = self.focused if isinstance(self.focused, DataTable) else None

@@ -1,7 +1,10 @@
-"""`AgentsScreen`: every agent process with its role, heartbeat age, activations in flight
-(the claims it holds in its role's queue), outcomes so far and its role's breaker state, and
-a line about the controller that leads. Refreshed every second while shown; R refreshes now.
-Imports textual, the TUI's control read model and display.
+"""`AgentsScreen`: every role as operators steer it (running, paused, draining or drained,
+by whom and why; in flight, waiting, breaker), every agent process with its role, heartbeat
+age, activations in flight (the claims it holds in its role's queue), outcomes so far and its
+role's breaker state, and a line about the controller that leads. The role keys (p pause,
+d drain, u resume, b / B breaker open / reset) act on the highlighted role, or on the
+highlighted agent's role; tab switches tables. Refreshed every second while shown; R
+refreshes now. Imports textual, the TUI's control read model, display and steer keys.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from blackboard.tui.control_model import AgentInfo
+from blackboard.tui.control_model import AgentInfo, RoleInfo
 from blackboard.tui.display import age
+from blackboard.tui.screens.steer_keys import STEER_BINDINGS, steer_role
 
 if TYPE_CHECKING:
     from blackboard.tui.app import BoardApp
@@ -28,15 +32,21 @@ STALE_AFTER_MS = 5000
 class AgentsScreen(Screen[None]):
     """Agent presence and health."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("R", "reload", "Refresh")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("R", "reload", "Refresh"),
+        Binding("tab", "app.focus_next", "Switch table", show=False),
+        *STEER_BINDINGS,
+    ]
     DEFAULT_CSS = """
     AgentsScreen #agents { height: 1fr; }
+    AgentsScreen #roles { height: auto; max-height: 10; }
     AgentsScreen #controller { height: auto; padding: 0 1; }
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.agents: list[AgentInfo] = []
+        self.roles: list[RoleInfo] = []
 
     @property
     def board_app(self) -> BoardApp:
@@ -45,17 +55,22 @@ class AgentsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status", classes="status")
         yield Static(id="controller")
+        yield DataTable(id="roles", cursor_type="row")
         yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
+        yield Static(id="message", classes="message")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#agents", DataTable)
         for name in (
             "agent", "role", "host:pid", "heartbeat", "in flight", "claims", "done", "failed",
             "lost", "breaker",
         ):  # fmt: skip
             table.add_column(name, width=9 if name == "heartbeat" else None)
-        self.query_one(DataTable).focus()
+        roles = self.query_one("#roles", DataTable)
+        for name in ("role", "steering", "in flight", "waiting", "breaker"):
+            roles.add_column(name)
+        table.focus()
         self.set_interval(1.0, self._tick)
         self._tick()
 
@@ -69,6 +84,7 @@ class AgentsScreen(Screen[None]):
     async def reload(self) -> None:
         control = self.board_app.control
         self.agents = await control.agents()
+        self.roles = await control.roles()
         status = await control.status()
         holder = await control.lease_holder()
         self._show(status, holder)
@@ -76,7 +92,8 @@ class AgentsScreen(Screen[None]):
     def _show(self, status: dict[str, object] | None, holder: str | None) -> None:
         app = self.board_app
         now = app.clock() * 1000
-        table = self.query_one(DataTable)
+        self._show_roles()
+        table = self.query_one("#agents", DataTable)
         row = table.cursor_row
         table.clear()
         for a in self.agents:
@@ -96,22 +113,44 @@ class AgentsScreen(Screen[None]):
         if status is None:
             ctl = "no controller has published a status on this board"
         else:
-            roles = status.get("roles") or {}
-            parts = []
-            if isinstance(roles, dict):
-                for role, info in sorted(roles.items()):
-                    if isinstance(info, dict):
-                        parts.append(
-                            f"{role}: {info.get('pending', 0)} open, {info.get('waiting', 0)} "
-                            f"waiting, breaker {info.get('breaker', '?')}"
-                        )
             lead = holder or "none (lease expired)"
             ctl = f"controller lease: {lead} · policy {status.get('policy') or '-'}"
-            if parts:
-                ctl += "\n" + "\n".join(parts)
         self.query_one("#controller", Static).update(Text(ctl))
         extra = f"{len(self.agents)} agents"
         self.query_one("#status", Static).update(Text(app.status_line("agents", extra)))
+
+    def _show_roles(self) -> None:
+        table = self.query_one("#roles", DataTable)
+        row = table.cursor_row
+        table.clear()
+        for r in self.roles:
+            steering = Text(r.steering, style="" if r.mode == "running" else "bold yellow")
+            breaker = r.breaker + (f" ({r.breaker_held})" if r.breaker_held else "")
+            table.add_row(
+                Text(r.role), steering, Text(str(r.in_flight)), Text(str(r.waiting)),
+                Text(breaker, style="bold red" if r.breaker != "closed" else ""),
+            )  # fmt: skip
+        if self.roles:
+            table.move_cursor(row=min(row, len(self.roles) - 1))
+
+    def say(self, text: str, kind: str) -> None:
+        msg = self.query_one("#message", Static)
+        msg.set_classes(f"message {kind}".strip())
+        msg.update(Text(text))
+
+    def selected_role(self) -> RoleInfo | None:
+        """The highlighted role, or the highlighted agent's role (agents table focused)."""
+        agents = self.query_one("#agents", DataTable)
+        if self.focused is agents and self.agents:
+            name = self.agents[min(max(agents.cursor_row, 0), len(self.agents) - 1)].role
+            return next((r for r in self.roles if r.role == name), RoleInfo(name))
+        roles = self.query_one("#roles", DataTable)
+        if not self.roles:
+            return None
+        return self.roles[min(max(roles.cursor_row, 0), len(self.roles) - 1)]
+
+    def action_steer(self, command: str) -> None:
+        steer_role(self, command, self.selected_role(), self.say, self.reload)
 
     async def action_reload(self) -> None:
         await self.reload()

@@ -3,13 +3,17 @@ proposals, and its causation (the activation that wrote it, the change that trig
 activation, and the controller's latest decisions about the entry).
 
 Reloads when the log shows a change to the entry. Keys: a / b mark the highlighted version as
-the left / right side of the diff; escape goes back. Imports textual, the TUI's read model
-and display.
+the left / right side of the diff; e edits the value (JSON) and x deletes the entry (after a
+confirmation), each written as ``human:<user>`` with compare-and-set on the
+version this screen showed when the key was pressed, so a stale screen gets a conflict and
+writes nothing; escape goes back. Imports textual, the TUI's read model, operator desk and
+display.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from blackboard.entry import Change, Entry
-from blackboard.errors import BlackboardError
+from blackboard.errors import BlackboardError, ConflictError
 from blackboard.tui.display import age, clock_time, diff_lines, pretty, preview
 from blackboard.tui.model import EntryDetail
 
@@ -50,6 +54,8 @@ class EntryScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("a", "mark('a')", "Diff left"),
         Binding("b", "mark('b')", "Diff right"),
+        Binding("e", "edit", "Edit value"),
+        Binding("x", "delete", "Delete"),
         Binding("R", "reload", "Reload"),
     ]
     DEFAULT_CSS = """
@@ -80,6 +86,7 @@ class EntryScreen(Screen[None]):
             with VerticalScroll(id="causation-box"):
                 yield Static(id="causation")
         yield DataTable(id="proposals", cursor_type="row")
+        yield Static(id="message", classes="message")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -248,3 +255,73 @@ class EntryScreen(Screen[None]):
 
     async def action_reload(self) -> None:
         await self.reload()
+
+    def say(self, text: str, kind: str) -> None:
+        msg = self.query_one("#message", Static)
+        msg.set_classes(f"message {kind}".strip())
+        msg.update(Text(text))
+
+    def _shown(self) -> tuple[bool, Entry | None]:
+        """Whether the screen has loaded, and the current version it shows (None: absent)."""
+        if self.detail is None:
+            return False, None
+        return True, self.detail.versions[0] if self.detail.versions else None
+
+    def action_edit(self) -> None:
+        from blackboard.tui.screens.edit_screen import EditScreen
+
+        loaded, shown = self._shown()
+        if not loaded:
+            return
+        desk = self.board_app.operator
+        start = None if shown is None or shown.deleted else shown.value
+        at = "absent" if shown is None or shown.deleted else f"v{shown.version}"
+
+        def edited(result: tuple[Any] | None) -> None:
+            if result is not None:
+                self._write("wrote", shown, lambda: desk.put(self.key, result[0], shown))
+
+        title = f"edit {self.key} ({at}; ctrl+s writes as {desk.actor}, escape cancels)"
+        self.app.push_screen(EditScreen(title, pretty(start)), edited)
+
+    def action_delete(self) -> None:
+        from blackboard.tui.screens.confirm_screen import ConfirmScreen
+
+        loaded, shown = self._shown()
+        if not loaded or shown is None or shown.deleted:
+            self.say(f"{self.key} is not a live entry: nothing to delete", "error")
+            return
+        desk = self.board_app.operator
+        question = (
+            f"Delete {self.key} v{shown.version}? It leaves a tombstone; the history keeps "
+            "the value."
+        )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._write("deleted", shown, lambda: desk.delete(self.key, shown))
+
+        self.app.push_screen(ConfirmScreen(question), confirmed)
+
+    def _write(self, verb: str, shown: Entry | None, write: Callable[[], Awaitable[Entry]]) -> None:
+        async def go() -> None:
+            try:
+                entry = await write()
+            except ConflictError as exc:
+                was = "absent" if shown is None or shown.deleted else f"version {shown.version}"
+                now = "deleted or absent" if exc.actual == 0 else f"at version {exc.actual}"
+                self.say(
+                    f"conflict: {self.key} is {now}, this screen showed {was}; nothing was "
+                    "written. Look at the new version and decide again.",
+                    "error",
+                )
+                await self.reload()
+                return
+            except BlackboardError as exc:
+                self.say(f"nothing was written: {exc}", "error")
+                return
+            what = "deleted" if entry.deleted else f"v{entry.version}"
+            self.say(f"{verb} {self.key}: {what} as {self.board_app.operator.actor}", "ok")
+            await self.reload()
+
+        self.run_worker(go(), group="entry-write", exit_on_error=False)

@@ -30,6 +30,7 @@ def _keys(bindings: list[BindingType]) -> list[tuple[str, str]]:
 def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
     """(view, [(keys, what)]) for every view, the global keys first."""
     from blackboard.tui.app import BoardApp
+    from blackboard.tui.screens.activations_screen import ActivationsScreen
     from blackboard.tui.screens.agenda_screen import AgendaScreen
     from blackboard.tui.screens.agents_screen import AgentsScreen
     from blackboard.tui.screens.entries_screen import EntriesScreen
@@ -47,6 +48,7 @@ def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("agents", _keys(AgentsScreen.BINDINGS)),
         ("agenda", _keys(AgendaScreen.BINDINGS)),
         ("escalations", _keys(EscalationsScreen.BINDINGS)),
+        ("activations", _keys(ActivationsScreen.BINDINGS)),
     ]
 
 
