@@ -13,6 +13,7 @@ from blackboard.board import Batch, Board
 from blackboard.compactor import Compactor
 from blackboard.connection import connect
 from blackboard.controller import Controller
+from blackboard.durability import Durability
 from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Proposal
 from blackboard.errors import (
     ActivationClosedError,
@@ -23,6 +24,8 @@ from blackboard.errors import (
     ConflictError,
     CorruptEntryError,
     DeadlineExceededError,
+    DurabilityError,
+    DurabilityUnsupportedError,
     Fail,
     HistoryTrimmedError,
     IdempotencyKeyReusedError,
@@ -76,6 +79,9 @@ __all__ = [
     "CorruptEntryError",
     "DeadlineExceededError",
     "Delete",
+    "Durability",
+    "DurabilityError",
+    "DurabilityUnsupportedError",
     "Entry",
     "Fail",
     "Fence",

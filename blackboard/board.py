@@ -1,10 +1,12 @@
 """The board client: versioned reads and compare-and-set writes over one Redis connection.
 
-Sits above keys/scripts/codec/schema/ops and below the controller, compactor and agent
-runtime. Every write is one FCALL of the library's commit (``lua/commit.lua``) carrying an
-idempotency key (the caller's, or one generated per call), so a write that redis-py resends
-after a dropped connection still takes effect once. This module is longer than 400 lines
-because the write path (encode, commit, decode the answer) reads best in one place.
+Sits above keys/scripts/codec/schema/ops/durability and below the controller, compactor and
+agent runtime. Every write is one FCALL of the library's commit (``lua/commit.lua``) carrying
+an idempotency key (the caller's, or one generated per call), so a write that redis-py resends
+after a dropped connection still takes effect once. Above the ``local`` durability level the
+FCALL is followed by WAIT / WAITAOF on the same connection (durability.py). This module is
+longer than 400 lines because the write path (encode, commit, decode the answer) reads best in
+one place.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from blackboard import codec, scripts, telemetry
+from blackboard import codec, durability, scripts, telemetry
+from blackboard.durability import Acks, Durability
 from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Expect, Proposal
 from blackboard.errors import (
     BlackboardError,
@@ -102,12 +105,15 @@ class Board:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         schemas: SchemaRegistry | None = None,
         scope: str = "@",
+        durability: Durability | str | None = None,
     ) -> None:
         self.redis = redis
         self.keys_ = BoardKeys(board, scope)
         self.name = board
         self.writer = writer
         self.settings = settings or Settings()
+        # when a write returns: 'local', 'replicated' or 'fsynced' (durability.py)
+        self.durability = Durability.of(durability, self.settings)
         self.causation = causation
         self.fence = fence
         self._rng = rng or random.Random()
@@ -126,9 +132,12 @@ class Board:
         writer: str | None = None,
         causation: Causation | None = None,
         fence: Fence | None = None,
+        durability: Durability | str | None = None,
     ) -> Board:
         """A view of this board sharing its connection and schemas, writing as another
-        writer and/or with a causation and fence applied to every write (agent runtime)."""
+        writer and/or with a causation, fence or durability level applied to every write
+        (``board.bind(durability="replicated")``: a level name takes the settings' replica
+        count and timeout). Raises ValueError for an unknown level."""
         view = Board(
             self.redis,
             self.name,
@@ -140,6 +149,7 @@ class Board:
             sleep=self._sleep,
             schemas=self._schemas,
             scope=self.keys_.scope,
+            durability=self.durability if durability is None else durability,
         )
         return view
 
@@ -289,10 +299,11 @@ class Board:
         with telemetry.commit_span(self.name, ops[0].key if ops else "", len(ops)) as span:
             keys, args, values, fingerprint = self._encode(ops, idempotency_key, causation)
             try:
-                res = await scripts.COMMIT(self.redis, keys, args)
+                res, acks = await self._send(scripts.COMMIT, keys, args)
             except RedisError as exc:
                 raise (await self._wrap_commit_error(exc, ops)) from exc
             entries = await self._result(ops, values, res, keys[3], fingerprint, causation)
+            self._check_acks(acks, entries)
             span.done(entries[0].revision)
             return entries
 
@@ -340,10 +351,11 @@ class Board:
                 if idempotency_key is None:  # a generated key: kept as briefly as put()'s
                     args[1] = self.settings.auto_idempotency_ttl
                 try:
-                    res = await scripts.COMMIT(self.redis, keys, args)
+                    res, acks = await self._send(scripts.COMMIT, keys, args)
                 except RedisError as exc:
                     raise (await self._wrap_commit_error(exc, [Put(key, new)])) from exc
                 result = await self._result([Put(key, new)], values, res, keys[3], "", causation)
+                self._check_acks(acks, result)
                 return result[0]
             except ConflictError as conflict:
                 last = conflict
@@ -437,6 +449,31 @@ class Board:
         return value
 
     # -- commit plumbing ---------------------------------------------------------------------
+
+    async def _send(
+        self, script: scripts.Script, keys: list[str], args: list[Any]
+    ) -> tuple[Any, Acks | None]:
+        """Run one write function at this board's durability: its reply, and the
+        acknowledgements (None at 'local'; `_check_acks` checks them once the reply is
+        decoded, so that a conflict is still a ConflictError). Raises redis errors."""
+        if self.durability.is_local:
+            return await script(self.redis, keys, args), None
+        [res], acks = await self._send_many([script.command(keys, args)])
+        if isinstance(res, RedisError):
+            raise res
+        return res, acks
+
+    async def _send_many(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], Acks | None]:
+        """Write-function calls in one round trip (a ResponseError in place of a refused
+        one), followed by the durability wait on the same connection; see `_send`."""
+        if self.durability.is_local:
+            return await scripts.pipelined(self.redis, commands), None
+        return await durability.send_calls(self.redis, self.keys_.rev, commands, self.durability)
+
+    def _check_acks(self, acks: Acks | None, entries: list[Entry]) -> None:
+        """Raise DurabilityError (with the entries written) unless the replicas confirmed."""
+        if acks is not None:
+            self.durability.check(acks, list(entries))
 
     def _auto_idempotency_key(self) -> str:
         return f"{self._idem_prefix}{next(self._idem_counter)}"
@@ -747,7 +784,7 @@ class Batch:
         first = len(self.results)
         try:
             commands = [scripts.COMMIT.command(keys, args) for _o, keys, args, _v, _f in queued]
-            raw = await scripts.pipelined(board.redis, commands)
+            raw, acks = await board._send_many(commands)
         except RedisError as exc:
             telemetry.end_commits(spans, [exc] * len(spans))
             raise wrap_redis_error(exc) from exc
@@ -756,6 +793,7 @@ class Batch:
                 if isinstance(res, RedisError):
                     raise (await board._wrap_commit_error(res, ops)) from res
                 entries = await board._result(ops, values, res, keys[3], fp)
+                board._check_acks(acks, entries)
                 self.results.append(entries[0] if len(entries) == 1 else entries)
             except BlackboardError as err:
                 self.results.append(err)

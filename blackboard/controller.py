@@ -731,7 +731,9 @@ class Controller:
         st = self.settings
         ttls = (st.decisions_kept, st.decisions_ttl * 1000, st.activation_ttl * 1000)
         try:
-            queued_ids = await batch.write(self.redis, self.lease.token, GROUP, ttls)
+            queued_ids = await batch.write(
+                self.redis, self.lease.token, GROUP, ttls, self.board.durability
+            )
         except Fenced:
             self._deposed = True
             raise _Deposed() from None

@@ -15,7 +15,9 @@ caller needs to decide what to do next::
     ├── LeaseLostError             a fenced write whose claim or lease is no longer held
     ├── PermissionDeniedError      the Redis ACL user may not do this (NOPERM)
     ├── BoardUnavailableError      Redis cannot be reached or answered with an error
-    │   └── LibraryMissingError    the server lacks this client's functions library (deploy it)
+    │   ├── LibraryMissingError    the server lacks this client's functions library (deploy it)
+    │   └── DurabilityError        a write was applied but too few replicas confirmed it in time
+    ├── DurabilityUnsupportedError the server cannot give the durability level asked for
     ├── ServerNotFoundError        no URL given and no server binary to start one
     ├── TelemetryUnavailableError  telemetry was asked for without OpenTelemetry installed
     ├── PolicyError                a policy document is invalid (file, line, reason)
@@ -279,3 +281,49 @@ class SecretFileError(BlackboardError):
 
 
 __all__ += ["SecretFileError"]
+
+
+# Durability levels (blackboard/durability.py, docs/deployment.md) add:
+#   DurabilityError              under BoardUnavailableError: too few acknowledgements
+#   DurabilityUnsupportedError   directly under BlackboardError: refused at connect
+
+
+class DurabilityError(BoardUnavailableError):
+    """The primary applied the write, but only `acked` of the `wanted` replicas confirmed it
+    (`level` 'replicated': WAIT; 'fsynced': WAITAOF, where `local_fsynced` says whether the
+    primary's own AOF has it) within the timeout. The write may or may not survive a
+    failover. Retrying it with the same idempotency key is safe: it applies at most once and
+    waits for the replicas again. `entries` are the entries the write reported."""
+
+    def __init__(
+        self,
+        level: str,
+        acked: int,
+        wanted: int,
+        timeout_ms: int,
+        *,
+        local_fsynced: bool | None = None,
+        entries: list[Any] | None = None,
+    ) -> None:
+        self.level = level
+        self.acked = acked
+        self.wanted = wanted
+        self.timeout_ms = timeout_ms
+        self.local_fsynced = local_fsynced
+        self.entries = entries or []
+        what = "replicas acknowledged" if level == "replicated" else "replicas fsynced"
+        local = " and the primary did not fsync it" if local_fsynced is False else ""
+        super().__init__(
+            f"{level} write not confirmed: {acked} of {wanted} {what} it within "
+            f"{timeout_ms} ms{local}; it was applied on the primary and may or may not survive "
+            "a failover; retrying with the same idempotency key is safe (it applies once)"
+        )
+
+
+class DurabilityUnsupportedError(BlackboardError):
+    """The server cannot give the durability level asked for: 'fsynced' needs WAITAOF
+    (Redis >= 7.2 or Valkey) and, with the primary's own fsync, appendonly yes. Nothing was
+    written; choose another level (BLACKBOARD_DURABILITY) or another server."""
+
+
+__all__ += ["DurabilityError", "DurabilityUnsupportedError"]

@@ -19,6 +19,7 @@ from blackboard.activation import Activation, grant_fields
 from blackboard.agenda import Candidate
 from blackboard.board import wrap_redis_error
 from blackboard.decisions import decision
+from blackboard.durability import Durability, send_calls
 from blackboard.entry import Change
 from blackboard.keys import BoardKeys
 
@@ -165,11 +166,13 @@ class GrantBatch:
         self.keys.append(self.k.decisions(change.key))
 
     async def write(
-        self, redis: Redis, token: str, group: str, args: tuple[int, int, int]
-    ) -> list[bytes]:
+        self, redis: Redis, token: str, group: str, args: tuple[int, int, int],
+        durability: Durability | None = None,
+    ) -> list[bytes]:  # fmt: skip
         """Send the batch; returns the queue entry id of each grant (b'' for one the board
         refused as granted before). `args`: decisions kept, their TTL ms, record TTL ms.
-        Raises Fenced, BoardUnavailableError."""
+        `durability`: the board's level (a WAIT on the same connection above 'local').
+        Raises Fenced, BoardUnavailableError (DurabilityError: written, not confirmed)."""
         k = self.k
         fixed = [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state]
         kept, decisions_ttl, record_ttl = args
@@ -177,13 +180,20 @@ class GrantBatch:
             token, group, kept, decisions_ttl, _pack_for_lua(self.ops),
             _pack_for_lua(self.log_acks), _pack_for_lua(self.outcome_acks), record_ttl,
         ]  # fmt: skip
+        acks = None
         try:
-            [res] = await pipeline.send(redis, [(scripts.GRANT, fixed + self.keys, argv)])
+            if durability is None or durability.is_local:
+                [res] = await pipeline.send(redis, [(scripts.GRANT, fixed + self.keys, argv)])
+            else:
+                cmd = scripts.GRANT.command(fixed + self.keys, argv)
+                [res], acks = await send_calls(redis, k.rev, [cmd], durability)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         if isinstance(res, RedisError):
             raise wrap_redis_error(res)
         if res[0] == b"fenced":
             raise Fenced(res[1].decode())
+        if acks is not None and durability is not None:
+            durability.check(acks)
         self.requeued_ids = list(res[2]) if len(res) > 2 else []
         return list(res[1])

@@ -160,7 +160,7 @@ async def propose(
         prefix,
     ]
     try:
-        res = await scripts.PROPOSE(board.redis, keys, args)
+        res, acks = await board._send(scripts.PROPOSE, keys, args)
     except RedisError as exc:
         raise wrap_redis_error(exc, key) from exc
     status = res[0]
@@ -181,7 +181,10 @@ async def propose(
         raise CorruptEntryError(key, res[2].decode(errors="replace"))
     else:
         raise BoardUnavailableError(f"unexpected answer from the propose script: {res!r}")
-    return Proposal(key, board.writer, value, conf, revision, ts, base, causation)
+    proposal = Proposal(key, board.writer, value, conf, revision, ts, base, causation)
+    if acks is not None:  # at the board's durability level (durability.py)
+        board.durability.check(acks, [proposal])
+    return proposal
 
 
 async def list_proposals(board: Board, key: str) -> list[Proposal]:

@@ -100,7 +100,10 @@ class AgentRuntime:
         )
         # an agent's commits are remembered in its role's idempotency scope, the only one its
         # role's ACL user may write (acl.py)
-        self.board = Board(board.redis, board.name, self.name, patched, scope=self.role)
+        self.board = Board(
+            board.redis, board.name, self.name, patched, scope=self.role,
+            durability=board.durability,
+        )  # fmt: skip
         self.redis = board.redis
         self.concurrency = max(1, concurrency or type(agent).concurrency)
         self.clock = clock
@@ -382,10 +385,15 @@ class AgentRuntime:
     async def _commit(self, view: Board, act: Activation, ops: list[Op]) -> list[Entry]:
         keys, args, values, fingerprint = view._encode(ops, act.id, None)
         try:
-            res = await self._pipe.call(scripts.COMMIT, keys, args)
+            if view.durability.is_local:
+                res, acks = await self._pipe.call(scripts.COMMIT, keys, args), None
+            else:  # the wait must follow the commit on its connection: not batched
+                res, acks = await view._send(scripts.COMMIT, keys, args)
         except RedisError as exc:
             raise (await view._wrap_commit_error(exc, ops)) from exc
-        return await view._result(ops, values, res, keys[3], fingerprint)
+        entries = await view._result(ops, values, res, keys[3], fingerprint)
+        view._check_acks(acks, entries)  # DurabilityError: the claim's fate follows the write
+        return entries
 
     async def _settle(
         self, act: Activation, status: str, error: str, kind: str = "",
@@ -412,11 +420,16 @@ class AgentRuntime:
             "" if after is None else repr(float(after)), act.attempt, act.key,
         ]  # fmt: skip
         try:
-            res = await self._pipe.call(scripts.FINISH, keys, args)
+            if self.board.durability.is_local:
+                res, acks = await self._pipe.call(scripts.FINISH, keys, args), None
+            else:
+                res, acks = await self.board._send(scripts.FINISH, keys, args)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         if res[0] == b"fenced":
             raise LeaseLostError(self.queue, res[1].decode())
+        if acks is not None:
+            self.board.durability.check(acks)
 
     # -- presence and claim renewal -------------------------------------------------------
 

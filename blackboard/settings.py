@@ -6,7 +6,7 @@ Library code receives a `Settings` instance explicitly; only `connect()` and the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BLACKBOARD_", extra="ignore")
 
     redis_url: str | None = Field(
-        None, description="redis://, rediss://, unix:// URL; unset = a private embedded server"
+        None,
+        description="redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// URL; "
+        "unset = a private embedded server",
     )
     board: str = Field("demo", description="board name (BLACKBOARD_BOARD)")
     redis_username: str | None = Field(None, description="Redis ACL user (overrides the URL's)")
@@ -57,6 +59,30 @@ class Settings(BaseSettings):
         ge=0,
         description="seconds connect() keeps retrying an unreachable server (long-running "
         "processes: controller, compactor, agents use at least 30)",
+    )
+    durability: Literal["local", "replicated", "fsynced"] = Field(
+        "local",
+        description="when a write is acknowledged: 'local' (the primary applied it), "
+        "'replicated' (and durability_replicas replicas have it: WAIT), 'fsynced' (and the "
+        "primary and durability_replicas replicas wrote it to their AOF: WAITAOF, Redis >= "
+        "7.2 or Valkey); see docs/deployment.md",
+    )
+    durability_replicas: int = Field(
+        1, ge=0, description="replicas that must acknowledge a write above 'local'"
+    )
+    durability_timeout_ms: int = Field(
+        1000,
+        ge=1,
+        description="milliseconds a write waits for its replicas before DurabilityError",
+    )
+    sentinel_username: str | None = Field(
+        None, description="user for the Sentinels of a redis+sentinel:// URL (default: none)"
+    )
+    sentinel_password: str | None = Field(
+        None, repr=False, description="password of the Sentinels; prefer sentinel_password_file"
+    )
+    sentinel_password_file: str | None = Field(
+        None, description="file whose first line is the Sentinels' password"
     )
     socket_timeout: float | None = Field(
         None,
