@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 from blackboard.errors import BoardUnavailableError, ServerNotFoundError
@@ -84,6 +85,10 @@ def _resp(*args: str) -> bytes:
         data = arg.encode()
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _with_password(url: str, password: str | None) -> str:
@@ -150,7 +155,10 @@ class RedisServer:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             os.fchmod(f.fileno(), 0o600)
+            # masterauth: the same password lets it replicate from a peer (replica sets,
+            # cluster replicas, a primary demoted after a failover)
             f.write(f"requirepass {_config_string(self.password)}\n")
+            f.write(f"masterauth {_config_string(self.password)}\n")
         return [conf]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
@@ -256,21 +264,27 @@ class RedisServer:
 
 class RedisClusterServers:
     """A Redis Cluster of `masters` primaries on loopback ports, each its own process, slots
-    split evenly, built with CLUSTER ADDSLOTSRANGE/MEET (no redis-cli needed). For tests,
-    benchmarks and local trials; `url` is a ``redis+cluster://`` seed URL carrying the
-    password every node shares (random unless given; see `RedisServer`), `bare_url` the same
-    without it, `password_file` a 0600 file holding it."""
+    split evenly, built with CLUSTER ADDSLOTSRANGE/MEET/REPLICATE (no redis-cli needed), with
+    `replicas` replicas per primary. For tests, benchmarks and local trials; `url` is a
+    ``redis+cluster://`` seed URL carrying the password every node shares (random unless
+    given; see `RedisServer`), `bare_url` the same without it, `password_file` a 0600 file
+    holding it. `nodes` lists the primaries first, then the replicas (of primary i at
+    ``masters + i * replicas + j``); a failover changes who is what, `roles()` says."""
 
     def __init__(
         self,
         masters: int = 3,
         *,
+        replicas: int = 0,
         binary: str | None = None,
         appendonly: bool = False,
         password: str | None = None,
         require_password: bool = True,
+        node_timeout_ms: int = 2000,
     ) -> None:
         self.masters = masters
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
         self.appendonly = appendonly
         self.binary = binary or find_server_binary()
         self.directory = tempfile.mkdtemp(prefix="blackboard-cluster-")
@@ -294,7 +308,7 @@ class RedisClusterServers:
 
         if self.password is not None:
             write_password_file(Path(self.password_file), self.password, replace=True)
-        for i in range(self.masters):
+        for i in range(self.masters * (1 + self.replicas)):
             node_dir = os.path.join(self.directory, f"node{i}")
             os.makedirs(node_dir)
             node = RedisServer(
@@ -312,7 +326,12 @@ class RedisClusterServers:
                     "--cluster-config-file",
                     os.path.join(node_dir, "nodes.conf"),
                     "--cluster-node-timeout",
-                    "2000",
+                    str(self.node_timeout_ms),
+                    # a replica that lagged may still take over (tests make them lag)
+                    "--cluster-replica-validity-factor",
+                    "0",
+                    "--repl-diskless-sync-delay",  # a replica's full sync starts at once
+                    "0",
                 ],
             )
             self.nodes.append(node.start())
@@ -321,7 +340,7 @@ class RedisClusterServers:
         ]
         try:
             per = 16384 // self.masters
-            for i, c in enumerate(clients):
+            for i, c in enumerate(clients[: self.masters]):
                 lo = i * per
                 hi = 16383 if i == self.masters - 1 else lo + per - 1
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)  # type: ignore[no-untyped-call]
@@ -330,10 +349,12 @@ class RedisClusterServers:
                     "CLUSTER", "MEET", "127.0.0.1", n.port
                 )
             deadline = time.monotonic() + timeout
+            if self.replicas:
+                self._replicate(clients, deadline)
             while time.monotonic() < deadline:
                 infos = [c.execute_command("CLUSTER", "INFO") for c in clients]  # type: ignore[no-untyped-call]
                 texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
-                if all("cluster_state:ok" in t for t in texts):
+                if all("cluster_state:ok" in t for t in texts) and self._replicas_synced(clients):
                     return self
                 time.sleep(0.1)
         finally:
@@ -341,6 +362,44 @@ class RedisClusterServers:
                 c.close()
         self.close()
         raise BoardUnavailableError(f"cluster did not reach cluster_state:ok in {timeout}s")
+
+    def _replicate(self, clients: list[Any], deadline: float) -> None:
+        """Make each replica node replicate its primary, once it has learnt of it."""
+        ids = [_text(c.execute_command("CLUSTER", "MYID")) for c in clients[: self.masters]]
+        for i in range(self.masters):
+            for j in range(self.replicas):
+                client = clients[self.masters + i * self.replicas + j]
+                while True:
+                    try:
+                        client.execute_command("CLUSTER", "REPLICATE", ids[i])
+                        break
+                    except Exception:  # "Unknown node": the MEET has not reached it yet
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+
+    def _replicas_synced(self, clients: list[Any]) -> bool:
+        return all(
+            c.info("replication").get("master_link_status") == "up" for c in clients[self.masters :]
+        )
+
+    def roles(self) -> list[str]:
+        """Each node's role now ('master', 'slave', or 'down' for one not answering)."""
+        import redis
+
+        out = []
+        for node in self.nodes:
+            if node.process is None:
+                out.append("down")
+                continue
+            client = redis.Redis(unix_socket_path=node.socket_path, password=self.password)
+            try:
+                out.append(_text(client.execute_command("ROLE")[0]))  # type: ignore[no-untyped-call]
+            except Exception:
+                out.append("down")
+            finally:
+                client.close()
+        return out
 
     def close(self) -> None:
         for node in self.nodes:
