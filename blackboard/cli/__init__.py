@@ -14,6 +14,7 @@ from blackboard.cli import control as control
 from blackboard.cli import deploy_cmd as deploy_cmd
 from blackboard.cli import scenario_cmd as scenario_cmd
 from blackboard.cli import steer_cmd as steer_cmd
+from blackboard.cli import top_cmd as top_cmd
 from blackboard.cli import tui_cmd as tui_cmd
 from blackboard.cli.context import app
 
