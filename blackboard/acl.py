@@ -12,7 +12,8 @@ named unambiguously (board names and role names cannot hold ``:``):
   (the policy's ``[roles.<role>].writes`` globs), INCRBY on the revision counter, XADD on the
   log and the outcome stream, ZADD/ZREM on the live-key index, SET on its own idempotency
   scope, the claim commands on its own role queue, HSET on proposals and presence (and, for
-  the human role, XADD on the operators' command stream). No SET,
+  the human role, XADD on the operators' command stream: retry, cancel, role and breaker
+  commands). No SET,
   DEL, XTRIM or EXPIRE on shared keys. Redis checks ACL inside functions too, so a write
   outside this is refused with NOPERM (`PermissionDeniedError`); the commit asks first
   (``redis.acl_check_cmd``) so it refuses before its first write.
@@ -115,7 +116,7 @@ def role_user(k: BoardKeys, role: str, writes: list[str] | None, human: bool = F
         f"(+xreadgroup +xack +xautoclaim +xclaim +xgroup|create ~{k.queue(role)})",
         f"(+hset +hdel ~{k.agents} ~{k.proposals('*')})",
     )
-    if human:  # people steer: retry or cancel activations through the controller
+    if human:  # people steer through the controller: retry, cancel, pause a role...
         selectors += (f"(+xadd ~{k.controller_commands})",)
     return AclUser(
         user_name(k.board, role),
