@@ -99,7 +99,12 @@ def _tracing(mode: str, set_global: bool = False) -> Any:
     sampler = ParentBased(TraceIdRatioBased(0.1)) if mode == "sampled" else None
     provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(Drop()))
-    meters = MeterProvider(metric_readers=[InMemoryMetricReader()]) if mode == "all" else None
+    meters = None
+    if mode == "all":  # no exemplars, as telemetry.setup has it
+        from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+        off = AlwaysOffExemplarFilter()
+        meters = MeterProvider(metric_readers=[InMemoryMetricReader()], exemplar_filter=off)
     if set_global:  # as `telemetry.setup` does: user code in handlers gets them too
         trace.set_tracer_provider(provider)
         if meters is not None:

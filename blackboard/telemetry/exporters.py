@@ -157,12 +157,25 @@ def setup(
                 readers.append(reader)
             else:
                 readers.append(_periodic_reader(name, env))
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers, **_exemplars(env))
         otel_metrics.set_meter_provider(meter_provider)
         done.metrics = metrics
         done.providers.append(meter_provider)
     state.enable(traces=bool(traces), metrics=bool(metrics))
     return done
+
+
+def _exemplars(env: Mapping[str, str]) -> dict[str, Any]:
+    """No exemplars unless OTEL_METRICS_EXEMPLAR_FILTER asks: the SDK's default samples one
+    per histogram record inside a span (~2 µs each), and the Prometheus text format does
+    not carry them."""
+    if env.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+        return {}
+    try:
+        from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+    except ImportError:  # an SDK without exemplars
+        return {}
+    return {"exemplar_filter": AlwaysOffExemplarFilter()}
 
 
 def _span_processor(name: str, env: Mapping[str, str]) -> Any:
