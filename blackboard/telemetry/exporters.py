@@ -142,6 +142,8 @@ def setup(
     if instance:
         attributes["service.instance.id"] = instance
     resource = Resource.create(attributes)
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
     if traces:
         tracer_provider = TracerProvider(resource=resource)
         for name in traces:
@@ -161,7 +163,9 @@ def setup(
         otel_metrics.set_meter_provider(meter_provider)
         done.metrics = metrics
         done.providers.append(meter_provider)
-    state.enable(traces=bool(traces), metrics=bool(metrics))
+    # its own providers, also when the application had set global ones already (the globals
+    # are set once per process: user code then gets the application's)
+    state.enable(tracer_provider, meter_provider, traces=bool(traces), metrics=bool(metrics))
     return done
 
 
