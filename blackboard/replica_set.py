@@ -40,10 +40,18 @@ __all__ = ["ReplicaSet", "SentinelServer"]
 
 def _command(port: int, password: str | None, *args: str, timeout: float = 1.0) -> bytes:
     """One command over loopback TCP (after AUTH); the raw reply, b'' when unreachable."""
-    request = _resp(*args)
-    replies = 1
+    return _commands(port, password, [args], timeout)
+
+
+def _commands(
+    port: int, password: str | None, commands: list[tuple[str, ...]], timeout: float = 1.0
+) -> bytes:
+    """Commands on one connection (after AUTH); their raw replies together, b'' when the
+    server is unreachable."""
+    request = b"".join(_resp(*args) for args in commands)
+    replies = len(commands)
     if password is not None:
-        request, replies = _resp("AUTH", password) + request, 2
+        request, replies = _resp("AUTH", password) + request, replies + 1
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(request)
@@ -316,20 +324,27 @@ class ReplicaSet:
         return {k: v for k, v in pairs}
 
     def wait_synced(self, timeout: float = 10.0) -> None:
-        """Wait until every running replica is linked to the primary and has caught up."""
+        """Wait until every running replica is linked to the primary and acknowledges its
+        writes (a WAIT on a probe write: after a full sync the primary streams nothing to a
+        replica until that replica's first acknowledgement, up to a second later)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             primary = self.primary()
             if primary is not None:
-                offset = self.replication_info(primary).get("master_repl_offset")
                 replicas = [s for s in self.servers if s is not primary and s.process]
-                infos = [self.replication_info(s) for s in replicas]
-                if all(
-                    i.get("master_link_status") == "up"
-                    and i.get("slave_repl_offset") == offset
-                    and i.get("master_port") == str(primary.port)
-                    for i in infos
-                ):
+                linked = all(
+                    self.replication_info(s).get("master_port") == str(primary.port)
+                    and self.replication_info(s).get("master_link_status") == "up"
+                    for s in replicas
+                )
+                probe = [
+                    ("SET", "replica-set:probe", "1"),
+                    ("DEL", "replica-set:probe"),
+                    ("WAIT", str(len(replicas)), "100"),
+                ]
+                reply = _commands(primary.port, self.password, probe).split(b"\r\n")
+                acked = reply[2][1:] if len(reply) > 2 else b""
+                if linked and acked.isdigit() and int(acked) >= len(replicas):
                     return
             time.sleep(0.05)
         raise BoardUnavailableError(f"replicas did not catch up within {timeout}s")

@@ -7,7 +7,9 @@ epoch live in the data, so a leader deposed by the failover cannot grant afterwa
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,8 @@ from blackboard.grant_batch import Fenced, GrantBatch
 from blackboard.lease import LeaderLease
 from blackboard.ops import Apply, Put
 from blackboard.replica_set import ReplicaSet
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "control")]  # the test runners
 
 BINARY = BINARIES[0][1]
 PAYLOAD = {"text": "x" * 4000}  # replication traffic that outgrows the socket buffers
@@ -182,34 +186,117 @@ async def test_split_brain_the_old_primary_cannot_acknowledge_at_replicated() ->
     with ReplicaSet(1, binary=BINARY) as servers:
         old, new = servers.servers
         strict = Durability("replicated", 1, 200)
+        async with blackboard.connect(old.url, board="split", writer="a", durability=strict) as a:
+            await asyncio.to_thread(servers.wait_synced)  # the replica has the library too
+            async with blackboard.connect(new.url, board="split", writer="b") as b:
+                await _split_brain(servers, a, b)
+
+
+async def _split_brain(servers: ReplicaSet, a: blackboard.Board, b: blackboard.Board) -> None:
+    old, new = servers.servers
+    k = a.keys_
+    lease_a = LeaderLease(a.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
+    assert await lease_a.acquire()
+    await _grant(a, lease_a.token, "A1")  # confirmed by the replica
+    servers.command(new, "REPLICAOF", "NO", "ONE")  # promoted behind A's back
+    with pytest.raises(DurabilityError):
+        await _grant(a, lease_a.token, "A2")  # applied on the old primary only
+    assert await lease_a.renew()  # the old primary still says A leads...
+    lease_b = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "B", 1.0)
+    deadline = time.monotonic() + 10
+    while not await lease_b.acquire():  # ...the promoted one lets A's lease run out
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert lease_b.epoch == 2
+    await _grant(b, lease_b.token, "B")
+    # A reaching the promoted server is fenced there
+    via_new = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
+    via_new.token = lease_a.token
+    assert not await via_new.renew()
+    # the partition heals: the old primary becomes a replica and drops A2
+    servers.command(old, "REPLICAOF", "127.0.0.1", str(new.port))
+    await asyncio.to_thread(servers.wait_synced)
+    assert await a.redis.hget(k.controller_state, "probe") == (
+        await b.redis.hget(k.controller_state, "probe")
+    )
+    with pytest.raises(blackboard.BoardUnavailableError):  # READONLY now
+        await _grant(a, lease_a.token, "A3")
+
+
+POLICY = """
+name = "failover"
+[[rule]]
+name = "work"
+on = "job/*"
+role = "worker"
+"""
+
+
+class Worker(blackboard.Agent):
+    """Marks its job done (create-only) and counts it, in the activation's one commit."""
+
+    role = "worker"
+    concurrency = 8
+
+    async def handle(self, activation: blackboard.Activation, board: Any) -> None:
+        await board.put(f"done/{activation.key[4:]}", {"of": activation.key}, expect=ABSENT)
+        await board.apply("stats/done", "add", 1)
+
+
+ABSENT = blackboard.ABSENT
+
+
+@pytest.mark.slow
+async def test_controller_and_agents_through_a_failover_process_each_item_once() -> None:
+    """A controller and an agent runtime on a Sentinel board at `replicated`; the primary is
+    killed while the replica lags; every job put before, during and after is done exactly
+    once, on the promoted server."""
+    from runners import eventually, running
+
+    jobs = 240
+    with ReplicaSet(1, sentinels=1, binary=BINARY) as servers:
+        settings = blackboard.Settings(
+            **servers.client_settings(), claim_lease=2.0, controller_lease=1.0
+        )
+        durability = Durability("replicated", 1, 300)
         async with (
-            blackboard.connect(old.url, board="split", writer="a", durability=strict) as a,
-            blackboard.connect(new.url, board="split", writer="b", durability="local") as b,
+            blackboard.connect(
+                servers.url, board="e2e", writer="p", settings=settings, durability=durability
+            ) as board,
+            running(board, POLICY, [Worker()], settings=settings),
         ):
-            k = a.keys_
-            lease_a = LeaderLease(a.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
-            assert await lease_a.acquire()
-            await _grant(a, lease_a.token, "A1")  # confirmed by the replica
-            servers.command(new, "REPLICAOF", "NO", "ONE")  # promoted behind A's back
-            with pytest.raises(DurabilityError):
-                await _grant(a, lease_a.token, "A2")  # applied on the old primary only
-            assert await lease_a.renew()  # the old primary still says A leads...
-            lease_b = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "B", 1.0)
-            deadline = time.monotonic() + 10
-            while not await lease_b.acquire():  # ...the promoted one lets A's lease run out
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
-            assert lease_b.epoch == 2
-            await _grant(b, lease_b.token, "B")
-            # A reaching the promoted server is fenced there
-            via_new = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
-            via_new.token = lease_a.token
-            assert not await via_new.renew()
-            # the partition heals: the old primary becomes a replica and drops A2
-            servers.command(old, "REPLICAOF", "127.0.0.1", str(new.port))
-            await asyncio.to_thread(servers.wait_synced)
-            assert await a.redis.hget(k.controller_state, "probe") == (
-                await b.redis.hget(k.controller_state, "probe")
-            )
-            with pytest.raises(blackboard.BoardUnavailableError):  # READONLY now
-                await _grant(a, lease_a.token, "A3")
+
+            async def put_job(i: int) -> None:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        await board.put(
+                            f"job/{i}", {"n": i}, expect=ABSENT, idempotency_key=f"job-{i}"
+                        )
+                        return
+                    except blackboard.BoardUnavailableError:
+                        assert time.monotonic() < deadline, f"job/{i} never acknowledged"
+                        await asyncio.sleep(0.1)
+
+            primary, replica = servers.servers
+            for i in range(jobs // 2):
+                await put_job(i)
+            servers.pause(replica)
+            late = [asyncio.create_task(put_job(i)) for i in range(jobs // 2, jobs * 3 // 4)]
+            await asyncio.sleep(0.3)
+            primary.stop(kill=True)
+            servers.resume(replica)
+            await asyncio.to_thread(servers.wait_failover, primary)
+            await asyncio.to_thread(servers.rejoin, primary)  # a replica again
+            await asyncio.gather(*late)
+            for i in range(jobs * 3 // 4, jobs):
+                await put_job(i)
+
+            async def all_done() -> bool:
+                return len(await board.keys("done/*")) >= jobs
+
+            await eventually(all_done, within=40, what="every job done")
+            stats = await board.get("stats/done")
+            assert stats is not None and stats.value == jobs, "an item was processed twice"
+            for key in await board.keys("done/*"):
+                assert (await board.get(key)).version == 1  # type: ignore[union-attr]
