@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import tempfile
 import uuid
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import raw_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
@@ -123,7 +123,21 @@ def check_result(r: Result) -> None:
             assert len(lines) == 1 and lines[0].startswith("error: "), repr(r.stderr)
 
 
+def _raw_state() -> Any:
+    # tests/conftest.py's helper, loaded by path: other folders have a conftest.py too, so
+    # `from conftest import ...` depends on which one was imported first
+    spec = importlib.util.spec_from_file_location(
+        "_tests_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.raw_state
+
+
 def state(url: str, board: str) -> dict[bytes, Any]:
+    raw_state = _raw_state()
+
     async def go() -> dict[bytes, Any]:
         async with blackboard.connect(url, board=board) as b:
             return await raw_state(b)
