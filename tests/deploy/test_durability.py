@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BINARIES
+from real_servers import BINARIES
 from redis.exceptions import NoPermissionError
 
 import blackboard

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BINARIES
+from real_servers import BINARIES
 
 import blackboard
 from blackboard.durability import Durability
