@@ -17,6 +17,12 @@ file. It starts its own private server (``blackboard.RedisServer``; unix socket 
       baseline variant gets its own target line: none is picked to flatter the board
   (e) ``board.apply(key, "add", 1)`` on a hot key (one client, and with the process counts)
   (f) 64 commits per round trip with ``board.batch()``
+  (r) with ``--replica`` (a replica of the server is started too): ``board.put`` and
+      (rf) ``board.batch()`` at the ``replicated`` durability level (WAIT 1 after each
+      commit or batch, on its connection), beside (b) and (f) at ``local`` in the same run;
+      (r0) ``board.put`` as (r) does it (the commit packed with hiredis on one connection)
+      without the WAIT, so that r / r0 is the cost of the WAIT itself: the replicated path
+      skips redis-py's per-command machinery, which (b) goes through
 
 Phases are interleaved over ``--rounds`` rounds so that background load on a shared machine
 hits every phase alike; ratios are taken within the run. Each process count starts its
@@ -27,6 +33,7 @@ per batch for (f).
 
     .venv/bin/python scripts/bench_commit.py              # about a minute
     .venv/bin/python scripts/bench_commit.py --quick --json
+    .venv/bin/python scripts/bench_commit.py --replica --procs 2   # replicated vs local
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import msgpack
 import redis as redis_pkg
@@ -53,7 +61,7 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError, WatchError
 
 import blackboard
-from blackboard import scripts
+from blackboard import durability, scripts
 from blackboard.board import backoff_delay
 from blackboard.ops import Put
 
@@ -147,7 +155,7 @@ async def _timed(
 
 
 async def single_client_phases(
-    url: str, board_name: str, rounds: int, seconds: float, ops: int | None
+    url: str, board_name: str, rounds: int, seconds: float, ops: int | None, replicated: bool
 ) -> dict[str, Any]:
     per_round = seconds / rounds
     round_ops = None if ops is None else max(1, ops // rounds)
@@ -214,6 +222,28 @@ async def single_client_phases(
                     b.put(k, VALUE)
             f_errors += sum(isinstance(x, blackboard.BlackboardError) for x in b.results)
 
+        # (r) and (rf): (b) and (f) at the replicated level, on the same connection pool
+        durable = board.bind(durability="replicated")
+        r_errors = 0
+
+        async def put_replicated(_i: int) -> None:
+            await durable.put("bench/r", VALUE)
+
+        async def packed_no_wait(_i: int) -> None:
+            # what durable.put does (encode, send, decode), less the WAIT
+            ops = [Put("bench/r0", VALUE)]
+            keys, args, values, fp = board._encode(ops, None, None)
+            cmd = scripts.COMMIT.command(keys, args)
+            [res] = await durability._on_pooled_connection(r.connection_pool, [cmd])
+            await board._result(ops, values, res, keys[3], fp)
+
+        async def batch_replicated(_i: int) -> None:
+            nonlocal r_errors
+            async with durable.batch() as b:
+                for k in f_keys:
+                    b.put(k, VALUE)
+            r_errors += sum(isinstance(x, blackboard.BlackboardError) for x in b.results)
+
         phases: dict[str, tuple[Callable[[int], Awaitable[Any]], int | None]] = {
             "a": (bare, round_ops),
             "b": (put, round_ops),
@@ -221,17 +251,21 @@ async def single_client_phases(
             "e": (apply_add, round_ops),
             "f": (batch, batch_ops),
         }
+        if replicated:
+            phases["r0"] = (packed_no_wait, round_ops)
+            phases["r"] = (put_replicated, round_ops)
+            phases["rf"] = (batch_replicated, batch_ops)
         samples = {name: Sample() for name in phases}
         for name, (call, _) in phases.items():  # warm-up: connections, script cache, keys
             warm = Sample()
-            await _timed(warm, call, 5 if name == "f" else 200, 0)
+            await _timed(warm, call, 5 if name in ("f", "rf") else 200, 0)
         for _ in range(rounds):
             for name, (call, n) in phases.items():
                 await _timed(samples[name], call, n, per_round)
 
         e_final = await board.get(e_key)
         e_sum = e_final.value if e_final is not None else 0
-        out = {name: s.summary(BATCH if name == "f" else 1) for name, s in samples.items()}
+        out = {name: s.summary(BATCH if name in ("f", "rf") else 1) for name, s in samples.items()}
         out["a"]["not_ok"] = a_bad
         out["e"].update(
             conflicts=e_conflicts,
@@ -242,6 +276,10 @@ async def single_client_phases(
         out["f"].update(batch_size=BATCH, errors=f_errors)
         out["f"]["p50_us_per_batch"] = out["f"].pop("p50_us")
         out["f"]["p99_us_per_batch"] = out["f"].pop("p99_us")
+        if replicated:
+            out["rf"].update(batch_size=BATCH, errors=r_errors)
+            out["rf"]["p50_us_per_batch"] = out["rf"].pop("p50_us")
+            out["rf"]["p99_us_per_batch"] = out["rf"].pop("p99_us")
         return out
 
 
@@ -551,6 +589,29 @@ def render(res: dict[str, Any]) -> str:
         f"{f['p50_us_per_batch']:>10.0f}{f['p99_us_per_batch']:>10.0f}"
         f"{f['client_cpu_us_per_call'] / BATCH:>8.0f}  errors {f['errors']}; cpu per commit"
     )
+    if "r" in ph:
+        r, rf, b, r0 = ph["r"], ph["rf"], ph["b"], ph["r0"]
+        lines.append(
+            f"{'(r0) packed commit, no WAIT':<40}{r0['commits_per_s']:>11.0f}"
+            f"{r0['p50_us']:>10.0f}{r0['p99_us']:>10.0f}{r0['client_cpu_us_per_call']:>8.0f}"
+            "  (r)'s send path without the wait"
+        )
+        lines.append(
+            f"{'(r) board.put, replicated (WAIT 1)':<40}{r['commits_per_s']:>11.0f}"
+            f"{r['p50_us']:>10.0f}{r['p99_us']:>10.0f}{r['client_cpu_us_per_call']:>8.0f}"
+            f"  {r['commits_per_s'] / b['commits_per_s']:.2f} x (b) local, "
+            f"{r['commits_per_s'] / r0['commits_per_s']:.2f} x (r0)"
+            if b["commits_per_s"] and r0["commits_per_s"]
+            else ""
+        )
+        lines.append(
+            f"{'(rf) board.batch x64, replicated':<40}{rf['commits_per_s']:>11.0f}"
+            f"{rf['p50_us_per_batch']:>10.0f}{rf['p99_us_per_batch']:>10.0f}"
+            f"{rf['client_cpu_us_per_call'] / BATCH:>8.0f}  errors {rf['errors']}; "
+            f"{rf['commits_per_s'] / f['commits_per_s']:.2f} x (f) local"
+            if f["commits_per_s"]
+            else ""
+        )
     lines.append(
         "  (cpu us: this client process's own CPU per commit, redis-py and board together)"
     )
@@ -605,6 +666,34 @@ def _server_name(url: str) -> str:
     return f"redis {i.get('redis_version', '?')}"
 
 
+def _unix_url(server: blackboard.RedisServer) -> str:
+    return f"unix://:{quote(server.password or '', safe='')}@{server.socket_path}"
+
+
+def _start_replica(binary: str, primary: blackboard.RedisServer) -> blackboard.RedisServer:
+    """A replica of `primary`, synced and streaming (a WAIT 1 on a probe write answers 1)."""
+    replica = blackboard.RedisServer(
+        binary=binary,
+        password=primary.password,
+        extra_args=[
+            "--replicaof", "127.0.0.1", str(primary.port), "--repl-diskless-sync-delay", "0",
+        ],
+    ).start()  # fmt: skip
+    client = redis_pkg.Redis(unix_socket_path=primary.socket_path, password=primary.password)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            pipe = client.pipeline(transaction=False)
+            pipe.set("bench:probe", 1).execute_command("WAIT", 1, 100)
+            if pipe.execute()[1] >= 1:
+                return replica
+            if time.monotonic() > deadline:
+                replica.close()
+                raise SystemExit("bench_commit: the replica did not sync within 30 s")
+    finally:
+        client.close()
+
+
 def _git_state() -> str:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
@@ -640,6 +729,12 @@ def main(argv: list[str] | None = None) -> int:
         default="0.1,0.001",
         help="Lock poll intervals to measure, seconds (default: redis-py's 0.1, and 0.001)",
     )
+    p.add_argument(
+        "--replica",
+        action="store_true",
+        help="start a replica of the server too and measure (r)/(rf): put and batch at the "
+        "replicated durability level against local",
+    )
     p.add_argument("--quick", action="store_true", help="a few seconds in all (for tests)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead")
     args = p.parse_args(argv)
@@ -652,14 +747,18 @@ def main(argv: list[str] | None = None) -> int:
 
     wall = perf()
     load_before = os.getloadavg()[0]
-    server = blackboard.RedisServer(binary=_binary(args.binary), tcp=args.tcp).start()
+    binary = _binary(args.binary)
+    # a replica reaches its primary over TCP; the clients keep the unix socket unless --tcp
+    server = blackboard.RedisServer(binary=binary, tcp=args.tcp or args.replica).start()
+    replica = _start_replica(binary, server) if args.replica else None
     try:
-        url = server.url
+        url = server.url if args.tcp or not args.replica else _unix_url(server)
         board_name = "bench" + uuid.uuid4().hex[:8]
         res: dict[str, Any] = {
             "config": {
                 "server": _server_name(url),
                 "transport": "tcp" if args.tcp else "unix socket",
+                "replica": bool(replica),
                 "python": platform.python_version(),
                 "redis_py": redis_pkg.__version__,
                 "git": _git_state(),
@@ -672,7 +771,9 @@ def main(argv: list[str] | None = None) -> int:
                 "load_before": round(load_before, 2),
             }
         }
-        phases = asyncio.run(single_client_phases(url, board_name, rounds, seconds, args.ops))
+        phases = asyncio.run(
+            single_client_phases(url, board_name, rounds, seconds, args.ops, args.replica)
+        )
         ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
         by_procs = {
             n: process_phases(ctx, variants, n, url, board_name, rounds, seconds / rounds)
@@ -681,6 +782,8 @@ def main(argv: list[str] | None = None) -> int:
         phases["d"] = {v: {str(n): by_procs[n][v] for n in procs} for v in variants}
         res["phases"] = phases
     finally:
+        if replica is not None:
+            replica.close()
         server.close()
     res["config"]["load_after"] = round(os.getloadavg()[0], 2)
     res["wall_seconds"] = round(perf() - wall, 1)
@@ -690,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
         phases["e"]["check"] == "OK"
         and phases["a"]["not_ok"] == 0
         and phases["f"]["errors"] == 0
+        and phases.get("rf", {"errors": 0})["errors"] == 0
         and all(s["check"] == "OK" for v in variants for s in d[v].values())
         and all(s["conflicts"] == 0 for s in d["apply"].values())
     )
