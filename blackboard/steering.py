@@ -132,6 +132,8 @@ async def roles(board: Board) -> dict[str, dict[str, Any]]:
 
     for field, blob in raw.items():
         name = field.decode(errors="replace") if isinstance(field, bytes) else str(field)
+        if not name.startswith(("steer:", "breaker:")):
+            continue
         try:
             data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
         except Exception:

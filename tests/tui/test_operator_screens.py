@@ -63,6 +63,8 @@ async def test_agents_screen_pauses_drains_resumes_and_opens_the_breaker(
             await until(pilot, lambda: isinstance(app.screen, ReasonScreen))
             await pilot.press("enter")
             await until(pilot, shows(pilot, "drain triage: draining (was paused)"))
+            # (a key pressed before the table shows the new state would meet a conflict)
+            await until(pilot, shows(pilot, "draining by human:alice"))
             await pilot.press("u")  # no question for what restarts work
             await until(pilot, shows(pilot, "resume triage: resumed (was draining)"))
             await until(pilot, shows(pilot, "triage  running"))

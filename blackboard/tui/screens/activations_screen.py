@@ -95,7 +95,11 @@ class ActivationsScreen(Screen[None]):
 
     def _tick(self) -> None:
         if self.is_current:
-            self.board_app.run_io(self.reload, name="activations-load", exclusive=True)
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """Reload in the background, cancelling a reload still running."""
+        self.board_app.run_io(self.reload, name="activations-load", exclusive=True)
 
     async def reload(self) -> None:
         control = self.board_app.control
@@ -220,14 +224,14 @@ class ActivationsScreen(Screen[None]):
                 self.say(f"nothing was sent: {exc}", "error")
                 return
             self.say(outcome.text, "ok" if outcome.applied else "error")
-            await self.reload()
+            self.refresh_now()
 
         self.run_worker(send(), group="activation-command", exit_on_error=False)
 
     def action_steer(self, command: str) -> None:
         r = self.current
         role = None if r is None else self.roles.get(r.role) or RoleInfo(r.role)
-        steer_role(self, command, role, self.say, self.reload)
+        steer_role(self, command, role, self.say, self.refresh_now)
 
     def action_open(self) -> None:
         from blackboard.tui.screens.entry_screen import EntryScreen
@@ -239,5 +243,5 @@ class ActivationsScreen(Screen[None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
-    async def action_reload(self) -> None:
-        await self.reload()
+    def action_reload(self) -> None:
+        self.refresh_now()

@@ -87,7 +87,11 @@ class AgendaScreen(Screen[None]):
 
     def _tick(self) -> None:
         if self.is_current:
-            self.board_app.run_io(self.reload, name="agenda-load", exclusive=True)
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """Reload in the background, cancelling a reload still running."""
+        self.board_app.run_io(self.reload, name="agenda-load", exclusive=True)
 
     async def reload(self) -> None:
         app = self.board_app
@@ -159,8 +163,8 @@ class AgendaScreen(Screen[None]):
         if event.data_table.id == "open":
             self._show_why()
 
-    async def action_reload(self) -> None:
-        await self.reload()
+    def action_reload(self) -> None:
+        self.refresh_now()
 
     def say(self, text: str, kind: str) -> None:
         msg = self.query_one("#message", Static)
@@ -176,7 +180,7 @@ class AgendaScreen(Screen[None]):
         if items:
             name = items[min(max(table.cursor_row, 0), len(items) - 1)].role
             role = self.roles.get(name) or RoleInfo(name)
-        steer_role(self, command, role, self.say, self.reload)
+        steer_role(self, command, role, self.say, self.refresh_now)
 
     def action_open(self) -> None:
         table = self.focused if isinstance(self.focused, DataTable) else None

@@ -79,7 +79,11 @@ class AgentsScreen(Screen[None]):
 
     def _tick(self) -> None:
         if self.is_current:
-            self.board_app.run_io(self.reload, name="agents-load", exclusive=True)
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """Reload in the background, cancelling a reload still running."""
+        self.board_app.run_io(self.reload, name="agents-load", exclusive=True)
 
     async def reload(self) -> None:
         control = self.board_app.control
@@ -150,7 +154,7 @@ class AgentsScreen(Screen[None]):
         return self.roles[min(max(roles.cursor_row, 0), len(self.roles) - 1)]
 
     def action_steer(self, command: str) -> None:
-        steer_role(self, command, self.selected_role(), self.say, self.reload)
+        steer_role(self, command, self.selected_role(), self.say, self.refresh_now)
 
-    async def action_reload(self) -> None:
-        await self.reload()
+    def action_reload(self) -> None:
+        self.refresh_now()

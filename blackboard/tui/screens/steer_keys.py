@@ -11,7 +11,7 @@ reason screen.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from textual.binding import Binding, BindingType
@@ -57,10 +57,11 @@ def steer_role(
     command: str,
     role: RoleInfo | None,
     say: Callable[[str, str], None],
-    after: Callable[[], Awaitable[None]],
+    after: Callable[[], None],
 ) -> None:
     """Ask (for what stops work), then send `command` for `role` as the TUI's operator and
-    show the answer with `say(text, kind)`; `after` reloads the screen."""
+    show the answer with `say(text, kind)`; `after` starts a reload of the screen (one that
+    cancels a reload already running, which may have read the state before the command)."""
     if role is None:
         say("no role is highlighted", "error")
         return
@@ -77,7 +78,7 @@ def steer_role(
         if "conflict" in text:
             text += ". Press R to reload and decide again."
         say(text, "ok" if outcome.applied else "error")
-        await after()
+        after()
 
     def confirmed(reason: str | None) -> None:
         if reason is not None:
