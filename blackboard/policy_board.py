@@ -13,7 +13,7 @@ from typing import Any
 
 from blackboard.board import Board
 from blackboard.entry import ABSENT, Entry
-from blackboard.errors import BlackboardError, PolicyError
+from blackboard.errors import BlackboardError, ConflictError, PolicyError
 from blackboard.policy import Policy, parse_policy, policy_digest
 
 __all__ = ["POLICY_KEY", "apply_policy", "load_policy", "policy_of", "rollback_policy"]
@@ -68,13 +68,17 @@ async def apply_policy(board: Board, source: str, file: str) -> tuple[Entry, boo
     return await board.put(POLICY_KEY, value, expect=expect), True
 
 
-async def rollback_policy(board: Board) -> Entry:
-    """Put the previous valid policy back in force as a new version.
-    Raises PolicyError when there is no earlier valid policy."""
+async def rollback_policy(board: Board, expect: int | None = None) -> Entry:
+    """Put the previous valid policy back in force as a new version; with `expect`, only
+    if the policy in force is that version (what a screen showed).
+    Raises PolicyError when there is no earlier valid policy, ConflictError when the policy
+    moved on."""
     history = await board.history(POLICY_KEY)
     if not history or history[0].deleted:
         raise PolicyError(POLICY_KEY, None, "no policy is in force")
     current = history[0]
+    if expect is not None and current.version != expect:
+        raise ConflictError(POLICY_KEY, expect, current.version, current)
     digest = current.value.get("digest") if isinstance(current.value, dict) else None
     for older in history[1:]:
         if older.deleted or not isinstance(older.value, dict):

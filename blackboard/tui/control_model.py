@@ -26,7 +26,7 @@ from blackboard.activation import GROUP, RELEASED, parse_record
 from blackboard.board import Board, wrap_redis_error
 from blackboard.decisions import controller_status
 from blackboard.errors import BlackboardError
-from blackboard.policy_board import load_policy
+from blackboard.policy_board import POLICY_KEY, load_policy
 
 __all__ = [
     "ACTIVATION_STATES",
@@ -178,6 +178,16 @@ class ControlReader:
         except BlackboardError:
             return "human"
         return loaded[0].escalation.human if loaded else "human"
+
+    async def policy(self) -> tuple[str, int] | None:
+        """The policy in force: its name and the version of ``sys/policy``; None when none
+        was applied (or the newest version is invalid: ("invalid", version))."""
+        try:
+            loaded = await load_policy(self.board)
+        except BlackboardError:
+            entry = await self.board.get(POLICY_KEY)
+            return None if entry is None else ("invalid", entry.version)
+        return None if loaded is None else (loaded[0].name or "unnamed", loaded[1].version)
 
     async def status(self) -> dict[str, Any] | None:
         """The leading controller's last published status (roles, breakers), or None."""

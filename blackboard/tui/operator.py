@@ -10,7 +10,8 @@ overwrites what the screen did not show:
   A role command carries the steering version the screen showed: the controller refuses it
   if another operator steered the role since.
 - an ordinary entry is edited or deleted with compare-and-set on the version the screen
-  showed: a stale screen gets a `ConflictError` and writes nothing.
+  showed: a stale screen gets a `ConflictError` and writes nothing; so is a policy rollback
+  (the previous valid policy written again as the new version of ``sys/policy``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from blackboard import steering
 from blackboard.board import Board
 from blackboard.entry import ABSENT, Entry
+from blackboard.policy_board import rollback_policy
 
 __all__ = ["ANSWER_WAIT", "OperatorDesk", "Outcome"]
 
@@ -83,3 +85,8 @@ class OperatorDesk:
         """Delete `key` (a tombstone) if it is still at version `shown`. Raises
         ConflictError."""
         return await self.board.delete(key, expect=shown.version)
+
+    async def rollback_policy(self, shown: int) -> Entry:
+        """Put the previous valid policy back in force, if version `shown` is still in force.
+        Raises ConflictError, PolicyError (no earlier valid policy)."""
+        return await rollback_policy(self.board, expect=shown)

@@ -1,7 +1,7 @@
 """Pilot tests of an operator's actions (issue 15), against real boards with a live
 controller: steering a role from the agents and agenda screens (pause, drain, resume, breaker
 open / reset, a stale screen's conflict), the activations screen (states, filters, retry,
-cancel) and editing or deleting an entry with compare-and-set."""
+cancel), editing or deleting an entry and rolling the policy back with compare-and-set."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tui_snapshots import screen_text
 import blackboard
 from blackboard import steering
 from blackboard.decisions import explain
+from blackboard.policy_board import apply_policy
 from blackboard.tui.screens.activations_screen import ActivationsScreen
 from blackboard.tui.screens.agents_screen import AgentsScreen
 from blackboard.tui.screens.confirm_screen import ConfirmScreen
@@ -217,3 +218,33 @@ async def test_entry_edit_and_delete_with_compare_and_set(tui_board: blackboard.
         app.screen.query_one("TextArea").text = '{"x": "back"}'  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await until(pilot, shows(pilot, "wrote cfg/a: v6 as human:alice"))
+
+
+async def test_agents_screen_rolls_the_policy_back_with_compare_and_set(
+    tui_board: blackboard.Board,
+) -> None:
+    rule = '[[rule]]\nname = "r"\non = "x/*"\nrole = "worker"\n'
+    await apply_policy(tui_board, f'name = "first"\n{rule}', "a.toml")
+    await apply_policy(tui_board, f'name = "second"\n{rule}', "b.toml")
+    async with running(tui_board, start="agents") as (app, pilot):
+        await until(pilot, shows(pilot, "sys/policy v2 (second)"))
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, shows(pilot, "rolled back: sys/policy v3 in force (was v2) as human:al"))
+        await until(pilot, shows(pilot, "sys/policy v3 (first)"))
+        screen = app.screen
+
+        async def frozen() -> None:
+            return None
+
+        screen.reload = frozen  # type: ignore[method-assign]
+        await apply_policy(tui_board, f'name = "third"\n{rule}', "c.toml")
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, shows(pilot, "conflict: sys/policy is at version 4, this screen"))
+        entry = await tui_board.get("sys/policy")
+        assert entry is not None and entry.version == 4 and entry.writer == "tester"
+    history = await tui_board.history("sys/policy")
+    assert history[1].writer == "human:alice"  # v3, the rollback

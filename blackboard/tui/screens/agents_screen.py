@@ -3,8 +3,9 @@ by whom and why; in flight, waiting, breaker), every agent process with its role
 age, activations in flight (the claims it holds in its role's queue), outcomes so far and its
 role's breaker state, and a line about the controller that leads. The role keys (p pause,
 d drain, u resume, b / B breaker open / reset) act on the highlighted role, or on the
-highlighted agent's role; tab switches tables. Refreshed every second while shown; R
-refreshes now. Imports textual, the TUI's control read model, display and steer keys.
+highlighted agent's role; P rolls the policy back (after a confirmation, compare-and-set
+on the version shown); tab switches tables. Refreshed every second while shown; R refreshes
+now. Imports textual, the TUI's control read model, display and steer keys.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from blackboard.errors import BlackboardError, ConflictError
 from blackboard.tui.control_model import AgentInfo, RoleInfo
 from blackboard.tui.display import age
 from blackboard.tui.screens.steer_keys import STEER_BINDINGS, steer_role
@@ -36,6 +38,7 @@ class AgentsScreen(Screen[None]):
         Binding("R", "reload", "Refresh"),
         Binding("tab", "app.focus_next", "Switch table", show=False),
         *STEER_BINDINGS,
+        Binding("P", "rollback", "Roll the policy back", show=False),
     ]
     DEFAULT_CSS = """
     AgentsScreen #agents { height: 1fr; }
@@ -47,6 +50,7 @@ class AgentsScreen(Screen[None]):
         super().__init__()
         self.agents: list[AgentInfo] = []
         self.roles: list[RoleInfo] = []
+        self.policy: tuple[str, int] | None = None
 
     @property
     def board_app(self) -> BoardApp:
@@ -89,6 +93,7 @@ class AgentsScreen(Screen[None]):
         control = self.board_app.control
         self.agents = await control.agents()
         self.roles = await control.roles()
+        self.policy = await control.policy()
         status = await control.status()
         holder = await control.lease_holder()
         self._show(status, holder)
@@ -119,6 +124,8 @@ class AgentsScreen(Screen[None]):
         else:
             lead = holder or "none (lease expired)"
             ctl = f"controller lease: {lead} · policy {status.get('policy') or '-'}"
+        if self.policy is not None:
+            ctl += f" · sys/policy v{self.policy[1]} ({self.policy[0]})"
         self.query_one("#controller", Static).update(Text(ctl))
         extra = f"{len(self.agents)} agents"
         self.query_one("#status", Static).update(Text(app.status_line("agents", extra)))
@@ -155,6 +162,45 @@ class AgentsScreen(Screen[None]):
 
     def action_steer(self, command: str) -> None:
         steer_role(self, command, self.selected_role(), self.say, self.refresh_now)
+
+    def action_rollback(self) -> None:
+        from blackboard.tui.screens.confirm_screen import ConfirmScreen
+
+        shown = self.policy
+        if shown is None:
+            self.say("no policy is in force: nothing to roll back", "error")
+            return
+        desk = self.board_app.operator
+        question = (
+            f"Roll the policy back? sys/policy v{shown[1]} ({shown[0]}) is in force; the "
+            "previous valid version is written again as the next one."
+        )
+
+        async def roll() -> None:
+            try:
+                entry = await desk.rollback_policy(shown[1])
+            except ConflictError as exc:
+                self.say(
+                    f"conflict: sys/policy is at version {exc.actual}, this screen showed "
+                    f"version {shown[1]}; nothing was written. Press R to reload.",
+                    "error",
+                )
+                return
+            except BlackboardError as exc:
+                self.say(f"nothing was written: {exc}", "error")
+                return
+            self.say(
+                f"rolled back: sys/policy v{entry.version} in force (was v{shown[1]}) as "
+                f"{desk.actor}",
+                "ok",
+            )
+            self.refresh_now()
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(roll(), group="rollback", exit_on_error=False)
+
+        self.app.push_screen(ConfirmScreen(question), confirmed)
 
     def action_reload(self) -> None:
         self.refresh_now()
