@@ -9,6 +9,7 @@ import asyncio
 import gc
 import signal
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,6 +100,8 @@ async def _retry_all(board: blackboard.Board, keys: set[str]) -> None:
 async def _close_leftovers() -> None:
     # redis-py's cluster client drops a dead node's connections without closing them
     for obj in gc.get_objects():
+        if type(obj) in weakref.ProxyTypes:  # a dead one raises on any look
+            continue
         if isinstance(obj, AbstractConnection) and obj.is_connected:
             await obj.disconnect()
 
