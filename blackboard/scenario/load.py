@@ -97,6 +97,8 @@ def load_scenario(path: str | Path) -> ScenarioPlan:
             raise fail((*bloc, "board" if single else "name"), str(exc)) from None
         if any(p.name == spec.name for p in plans):
             raise fail((*bloc, "name"), f"two boards are named {spec.name!r}")
+        if "\0" in spec.policy:
+            raise fail((*bloc, "policy"), "the policy path has a NUL character")
         policy_path = (base / spec.policy).resolve()
         try:
             policy_source = decode_policy(policy_path.read_bytes(), str(policy_path))
@@ -108,6 +110,8 @@ def load_scenario(path: str | Path) -> ScenarioPlan:
         plan = BoardPlan(spec, policy_path, policy_source, policy)
         for ai, agent in enumerate(spec.agents):
             aloc = (*bloc, "agent", ai)
+            if "\0" in agent.spec:
+                raise fail((*aloc, "spec"), "the agent spec has a NUL character")
             agent_path = _agent_path(agent.spec, base)
             try:
                 cls = load_agent(agent_path)
