@@ -41,6 +41,7 @@ from blackboard.decisions import explain as explain_key
 from blackboard.errors import AgentLoadError
 from blackboard.policy_board import POLICY_KEY, apply_policy, load_policy, rollback_policy
 from blackboard.runtime import AgentRuntime
+from blackboard.settings import Settings
 
 agent_app = typer.Typer(help="Run and list agents.", no_args_is_help=True)
 policy_app = typer.Typer(
@@ -67,8 +68,21 @@ def _stop_event() -> asyncio.Event:
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: stop now
+            if main is not None:
+                main.cancel()
+            return
+        stop.set()
+        # a process stuck on a reply that never comes (a server killed mid-call, no reply
+        # timeout set) still ends: cancelled once the shutdown grace is over
+        if main is not None:
+            loop.call_later(Settings().shutdown_grace + 5.0, main.cancel)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return stop
 
 
