@@ -203,6 +203,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(f"{exc}{_hint(exc)}")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except asyncio.CancelledError:  # stopped by force: stuck past the shutdown grace
+        fail("stopped by force: still busy after the shutdown grace (a reply never came?)")
 
 
 def read_policy_file(path: Path) -> tuple[str, Policy]:
