@@ -148,7 +148,9 @@ async def test_fsynced_where_the_server_has_waitaof(replica_set: ReplicaSet) -> 
         try:
             with pytest.raises(DurabilityError) as caught:
                 await board.bind(durability=Durability("fsynced", 1, 100)).put("b", 1)
-            assert caught.value.local_fsynced is True and caught.value.acked == 0
+            # the paused replica confirmed nothing; whether the primary's own fsync made the
+            # 100 ms is a matter of load, so it is not asserted
+            assert caught.value.acked == 0 and "fsynced write not confirmed" in str(caught.value)
         finally:
             replica_set.resume(replica_set.servers[1])
 
