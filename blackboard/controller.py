@@ -29,8 +29,9 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import scripts, telemetry
-from blackboard.admission import Admission
+from blackboard import codec, scripts, telemetry
+from blackboard.acl import roles_of
+from blackboard.admission import Admission, candidate
 from blackboard.agenda import Agenda, Candidate, OpenActivation
 from blackboard.board import Board, backoff_delay, wrap_redis_error
 from blackboard.codec import KINDS
@@ -715,6 +716,8 @@ class Controller:
             batch.finish(act_id, False, said, actor, now, state="cancelled")
             batch.forget(act_id)
             result = "cancelled"
+        elif what == "reject":
+            result = await self._send_back(cmd, rec, said, now)
         elif what in ("retry", "cancel"):
             result = f"refused: the activation is {state or 'unknown'}"
             if what == "cancel" and state == "granted":
@@ -726,6 +729,37 @@ class Controller:
             fake = OpenActivation(role, key, 0, 0, now)
             why, cmd_id = [said, result], cmd.get("id", "")
             batch.decide(key, self._decision("operator", act_id, fake, key, why, now, cmd_id))
+
+    async def _send_back(
+        self, cmd: dict[str, str], rec: dict[str, str], said: str, now: float
+    ) -> str:
+        """A human rejected an escalated activation: with `to`, that role gets an activation on
+        the rejected version, with who rejected it and why in its context."""
+        to = cmd.get("to", "")
+        if not to:
+            return "rejected"
+        if to not in roles_of(self.policy):
+            return f"rejected; not sent back: the policy has no role {to!r}"
+        key = rec.get("k", "")
+        try:
+            version, revision = int(rec.get("v", 0)), int(rec.get("r", 0))
+            depth, priority = int(rec.get("d", 0)), int(rec.get("p", 0))
+            entry = await self.board.get(key, version=version)
+        except (ValueError, BlackboardError) as exc:
+            return f"rejected; not sent back: version unreadable ({exc})"
+        value = b""
+        if entry is not None:
+            value = codec.encode_value(key, entry.value, self.settings.max_value_bytes)
+        context = {"rejected_by": cmd.get("w", "?"), "reason": cmd.get("why", "")}
+        cand = candidate(
+            to, key, version, revision, "rejected", priority, depth + 1, rec.get("res", key),
+            self.policy.limits(to).deadline or self.policy.deadline, now, "", value, [said],
+            rec.get("role", ""), context,
+        )  # fmt: skip
+        if self.agenda.known(cand.activation_id):
+            return f"rejected; not sent back: {to} has had version {version} of {key} already"
+        self.agenda.add(cand)
+        return f"rejected and sent back to {to}"
 
     async def _write(self, batch: GrantBatch) -> None:
         st = self.settings

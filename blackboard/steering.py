@@ -41,18 +41,24 @@ __all__ = [
     "wait_outcome",
 ]
 
-COMMANDS = ("retry", "cancel")
+COMMANDS = ("retry", "cancel", "reject")
 
 
 async def request(
-    board: Board, command: str, activation_id: str, actor: str, reason: str = ""
-) -> str:
+    board: Board, command: str, activation_id: str, actor: str, reason: str = "",
+    back_to: str | None = None,
+) -> str:  # fmt: skip
     """Ask the controller to `retry` (run again now: a dead letter or a scheduled retry) or
-    `cancel` (a scheduled retry or a dead letter) an activation; returns the command's id.
-    Raises ValueError for an unknown command, PermissionDeniedError for a role user."""
+    `cancel` (a scheduled retry or a dead letter) an activation, or record a human's
+    `reject` of an escalated activation with its reason (and, with `back_to`, grant that
+    role an activation on the rejected version, carrying who rejected it and why); returns
+    the command's id. Raises ValueError for an unknown command, PermissionDeniedError for a
+    role user."""
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}: use {' or '.join(COMMANDS)}")
     fields = {"c": command, "a": activation_id, "w": actor, "why": reason[:500]}
+    if back_to:
+        fields["to"] = back_to
     try:
         cmd_id: Any = await board.redis.xadd(board.keys_.controller_commands, fields)  # type: ignore[arg-type]
     except RedisError as exc:

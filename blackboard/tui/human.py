@@ -24,6 +24,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from blackboard import steering
 from blackboard.activation import GROUP
 from blackboard.board import Board, wrap_redis_error
 from blackboard.entry import Causation, Entry
@@ -79,19 +80,33 @@ class HumanDesk:
             return await self._decide_merge(item, value)
         return await self._decide_activation(item, Put(item.key, value, item.version))
 
-    async def reject(self, item: EscalationItem) -> Entry:
-        """Refuse the escalated value (merge: keep the entry's current value)."""
+    async def reject(
+        self, item: EscalationItem, reason: str = "", back_to: str | None = None
+    ) -> Entry:
+        """Refuse the escalated value (merge: keep the entry's current value). The `reason`
+        is kept on the record (`blackboard explain KEY`); `back_to` names a role that gets an
+        activation on the rejected version, with who rejected it and why in its context
+        (`activation.context`), to try again. Raises EscalationGoneError, ValueError."""
         if item.kind == "merge":
+            if back_to:
+                raise ValueError("a merge escalation cannot be sent back to a role")
             if item.current is None:
                 raise EscalationGoneError(item.key, "no current value to keep; edit one instead")
-            return await self._decide_merge(item, item.current.value)
-        return await self._decide_activation(item, Delete(item.key, item.version))
+            return await self._decide_merge(item, item.current.value, reason)
+        done = await self._decide_activation(item, Delete(item.key, item.version))
+        if item.activation is not None and (reason or back_to):
+            await steering.request(
+                self.board, "reject", item.activation.id, self.writer, reason, back_to
+            )
+        return done
 
     # -- merge escalations -------------------------------------------------------------------
 
-    async def _decide_merge(self, item: EscalationItem, value: Any) -> Entry:
+    async def _decide_merge(self, item: EscalationItem, value: Any, reason: str = "") -> Entry:
         assert item.doc_key is not None
         doc = {**item.doc, "state": "decided", "decision": value, "decided_by": self.writer}
+        if reason:
+            doc["decision_reason"] = reason
         return await self.board.put(item.doc_key, doc, expect=item.doc_version)
 
     # -- escalated activations ---------------------------------------------------------------

@@ -138,3 +138,34 @@ async def test_a_merge_decision_on_a_stale_version_reopens_the_escalation(
     [again] = await read_escalations(control)
     assert again.doc["state"] == "open" and "changed from version 1 to 2" in again.doc["reason"]
     assert again.doc["entry_version"] == 2
+
+
+async def test_reject_keeps_the_reason_and_can_send_the_item_back(
+    tui_board: blackboard.Board,
+) -> None:
+    from blackboard import steering
+    from blackboard.activation import activation_id
+    from blackboard.decisions import explain
+
+    control = ControlReader(tui_board)
+    desk = HumanDesk(tui_board, "bob")
+    async with support_scenario(tui_board):
+        await tui_board.put("ticket/4", ticket())
+        item = await eventually(lambda: escalated(control, "ticket/4/answer"))
+        gone = await desk.reject(item, "the refund policy changed", back_to="specialist")
+        assert gone.deleted
+        sent = activation_id("specialist", "ticket/4/answer", item.version)
+
+        async def granted() -> object:
+            return await steering.activation(tui_board, sent)
+
+        rec = await eventually(granted)
+        assert rec["role"] == "specialist" and rec["rule"] == "rejected"  # type: ignore[index]
+        assert rec["context"] == {  # type: ignore[index]
+            "rejected_by": "human:bob", "reason": "the refund policy changed",
+        }  # fmt: skip
+    said = [d["reasons"] for d in await explain(tui_board, "ticket/4/answer")]
+    assert [
+        "reject by human:bob: the refund policy changed",
+        "rejected and sent back to specialist",
+    ] in said

@@ -12,7 +12,6 @@ from blackboard.compactor import Compactor
 from blackboard.merge import rules_from_document
 from blackboard.tui.control_model import ControlReader
 from blackboard.tui.escalations import read_escalations
-from blackboard.tui.screens.confirm_screen import ConfirmScreen
 from blackboard.tui.screens.edit_screen import EditScreen
 from blackboard.tui.screens.entries_screen import EntriesScreen
 from blackboard.tui.screens.entry_screen import EntryScreen
@@ -20,6 +19,7 @@ from blackboard.tui.screens.escalations_screen import EscalationsScreen
 from blackboard.tui.screens.help_screen import HelpScreen
 from blackboard.tui.screens.log_screen import LogScreen
 from blackboard.tui.screens.pick_screen import PickScreen
+from blackboard.tui.screens.reason_screen import ReasonScreen
 from blackboard.tui.widgets.row_table import RowTable
 
 
@@ -178,10 +178,10 @@ async def test_escalations_approve_edit_reject_and_stale(tui_board: blackboard.B
             assert (await tui_board.get("ticket/3/answer")).value["answer"] == "meanwhile"  # type: ignore[union-attr]
             await pilot.press("R")
             await until(pilot, shows(pilot, "stale"))
-            # reject asks first; n keeps everything
+            # reject asks first (with a reason); escape keeps everything
             await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, ReasonScreen))
+            await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, EscalationsScreen))
             assert await tui_board.get("ticket/3/answer") is not None
 
@@ -208,10 +208,20 @@ async def test_escalations_reject_and_merge_pick(tui_board: blackboard.Board) ->
             assert doc.value["decided_by"] == "human:alice"
             await until(pilot, shows(pilot, "1 waiting for a human"))
             await pilot.press("home", "r")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.press("y")
+            await until(pilot, lambda: isinstance(app.screen, ReasonScreen))
+            app.screen.query_one(Input).value = "off topic > specialist"
+            await pilot.press("enter")
             await until(pilot, shows(pilot, "rejected ticket/5/answer", "deleted as human:alice"))
             assert await tui_board.get("ticket/5/answer") is None
+            # the reason is on the record and the specialist got the item back
+            from blackboard.decisions import explain
+
+            async def sent_back() -> bool:
+                said = [d["reasons"] for d in await explain(tui_board, "ticket/5/answer")]
+                want = ["reject by human:alice: off topic", "rejected and sent back to specialist"]
+                return want in said
+
+            assert await eventually(sent_back)
 
 
 async def test_help_screen_lists_keys(tui_board: blackboard.Board) -> None:

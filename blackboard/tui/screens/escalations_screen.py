@@ -241,7 +241,7 @@ class EscalationsScreen(Screen[None]):
         self.app.push_screen(EditScreen(title, pretty(start)), edited)
 
     def action_reject(self) -> None:
-        from blackboard.tui.screens.confirm_screen import ConfirmScreen
+        from blackboard.tui.screens.reason_screen import ReasonScreen
 
         item = self.current
         if item is None:
@@ -249,17 +249,24 @@ class EscalationsScreen(Screen[None]):
         desk = self.board_app.desk
         if item.kind == "merge":
             question = f"Reject the proposals for {item.key} and keep its current value?"
+            hint = "reason (kept on the record)"
         else:
             question = (
                 f"Reject {item.key} v{item.version}? This deletes the entry "
                 "(its history keeps the value)."
             )
+            hint = "reason (kept on the record); end with '> role' to send it back to a role"
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._run("rejected", item, lambda: desk.reject(item))
+        def answered(reason: str | None) -> None:
+            if reason is None:
+                return
+            back_to = None
+            if item.kind != "merge" and ">" in reason:
+                reason, _, role = reason.rpartition(">")
+                reason, back_to = reason.strip(), role.strip() or None
+            self._run("rejected", item, lambda: desk.reject(item, reason, back_to))
 
-        self.app.push_screen(ConfirmScreen(question), answered)
+        self.app.push_screen(ReasonScreen(question, hint), answered)
 
     def _run(self, verb: str, item: EscalationItem, write: Callable[[], Awaitable[Entry]]) -> None:
         work = functools.partial(self._decide, verb, item, write)
