@@ -204,8 +204,8 @@ def _model_commit(state: dict[str, tuple[int, bool, Any]], commit: list[Any]) ->
             ok = kind != "delete" or live
         elif expect == "absent":
             ok = not live
-        else:
-            ok = expect == version
+        else:  # deleting a tombstone conflicts, whatever version is expected (issue 14)
+            ok = expect == version and (kind != "delete" or live)
         if not ok:
             return ("conflict", key, version)
         work[key] = (version + 1, kind != "delete", val)
