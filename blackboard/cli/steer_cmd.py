@@ -124,21 +124,6 @@ async def _drained(board: Board, role: str) -> bool:
     return bool((await steering.roles(board)).get(role, {}).get("drained"))
 
 
-@role_app.command("pause")
-def pause(
-    role: RoleArg,
-    reason: ReasonOpt = "",
-    actor: ActorOpt = None,
-    expect: ExpectOpt = None,
-    wait: WaitOpt = 10.0,
-    redis: RedisOpt = None,
-    board: BoardOpt = "demo",
-) -> None:
-    """Grant the role nothing new; what it runs already finishes."""
-    _steer("pause", role, reason=reason, actor=actor, expect=expect, wait=wait, redis=redis,
-           board=board)  # fmt: skip
-
-
 @role_app.command("drain")
 def drain(
     role: RoleArg,
@@ -161,49 +146,38 @@ def drain(
            board=board, until_drained=until_drained)  # fmt: skip
 
 
-@role_app.command("resume")
-def resume(
-    role: RoleArg,
-    reason: ReasonOpt = "",
-    actor: ActorOpt = None,
-    expect: ExpectOpt = None,
-    wait: WaitOpt = 10.0,
-    redis: RedisOpt = None,
-    board: BoardOpt = "demo",
-) -> None:
-    """Grant the role work again (its waiting candidates go first)."""
-    _steer("resume", role, reason=reason, actor=actor, expect=expect, wait=wait, redis=redis,
-           board=board)  # fmt: skip
+def _register(group: typer.Typer, name: str, command: str, doc: str) -> None:
+    """One steering command with the common options (drain has one more: see above)."""
+
+    def steer(
+        role: RoleArg,
+        reason: ReasonOpt = "",
+        actor: ActorOpt = None,
+        expect: ExpectOpt = None,
+        wait: WaitOpt = 10.0,
+        redis: RedisOpt = None,
+        board: BoardOpt = "demo",
+    ) -> None:
+        _steer(command, role, reason=reason, actor=actor, expect=expect, wait=wait,
+               redis=redis, board=board)  # fmt: skip
+
+    steer.__doc__ = doc
+    steer.__name__ = name
+    group.command(name)(steer)
 
 
-@breaker_app.command("open")
-def breaker_open(
-    role: RoleArg,
-    reason: ReasonOpt = "",
-    actor: ActorOpt = None,
-    expect: ExpectOpt = None,
-    wait: WaitOpt = 10.0,
-    redis: RedisOpt = None,
-    board: BoardOpt = "demo",
-) -> None:
-    """Open the role's breaker by hand: it stays open (no trial) until reset."""
-    _steer("breaker-open", role, reason=reason, actor=actor, expect=expect, wait=wait,
-           redis=redis, board=board)  # fmt: skip
-
-
-@breaker_app.command("reset")
-def breaker_reset(
-    role: RoleArg,
-    reason: ReasonOpt = "",
-    actor: ActorOpt = None,
-    expect: ExpectOpt = None,
-    wait: WaitOpt = 10.0,
-    redis: RedisOpt = None,
-    board: BoardOpt = "demo",
-) -> None:
-    """Close the role's breaker (opened by hand or by failures) and forget its failures."""
-    _steer("breaker-reset", role, reason=reason, actor=actor, expect=expect, wait=wait,
-           redis=redis, board=board)  # fmt: skip
+_register(role_app, "pause", "pause", "Grant the role nothing new; what it runs already finishes.")
+_register(
+    role_app, "resume", "resume", "Grant the role work again (its waiting candidates go first)."
+)
+_register(
+    breaker_app, "open", "breaker-open",
+    "Open the role's breaker by hand: it stays open (no trial) until reset.",
+)  # fmt: skip
+_register(
+    breaker_app, "reset", "breaker-reset",
+    "Close the role's breaker (opened by hand or by failures) and forget its failures.",
+)  # fmt: skip
 
 
 def mode_text(r: dict[str, Any]) -> str:
