@@ -8,6 +8,7 @@ function call per hook and imports nothing of OpenTelemetry.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from blackboard.errors import TelemetryUnavailableError
@@ -39,7 +40,9 @@ tracer: Tracer | None = None
 meters: Instruments | None = None
 api: Any = None
 """The OpenTelemetry API names the hooks use (context, trace, SpanKind...), bound by enable."""
-_instruments_by_provider: dict[int, Instruments] = {}
+# keyed by the provider itself (weakly): an id() can come back for a new provider once the
+# old one is gone, which would hand the new provider the old one's instruments
+_instruments_by_provider: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
 
 
 class Null:
@@ -116,10 +119,10 @@ def enable(
     meters = None
     if metrics:
         mp = meter_provider or names.metrics.get_meter_provider()
-        found = _instruments_by_provider.get(id(mp))
+        found = _instruments_by_provider.get(mp)
         if found is None:  # a provider refuses a second instrument of the same name
             found = Instruments(mp.get_meter(SCOPE, __version__))
-            _instruments_by_provider[id(mp)] = found
+            _instruments_by_provider[mp] = found
         meters = found
     logs.span_ids = _span_ids if tracer is not None else _no_ids
 
