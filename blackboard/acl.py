@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blackboard.keys import BoardKeys
-from blackboard.policy import Policy
+from blackboard.policy import Policy, roles_of
 from blackboard.secret_files import private_directory, read_password_file, write_password_file
 
 __all__ = ["AclUser", "acl_users", "apply_users", "render_aclfile", "user_name", "write_secrets"]
@@ -87,20 +87,6 @@ class AclUser:
 def user_name(board: str, role: str | None = None, *, kind: str = "role") -> str:
     """The Redis user of `role` on `board` (or of its controller / compactor: `kind`)."""
     return f"bb:{board}:role:{role}" if kind == "role" else f"bb:{board}:{kind}"
-
-
-def roles_of(policy: Policy) -> list[str]:
-    """Every role the policy names: limits tables, rule targets, escalation, consensus."""
-    roles = set(policy.roles)
-    roles.add(policy.escalation.human)
-    for rule in policy.rules:
-        roles.add(rule.role)
-        if rule.consensus is not None and rule.consensus.else_role:
-            roles.add(rule.consensus.else_role)
-    for limits in policy.roles.values():
-        if limits.escalate_to:
-            roles.add(limits.escalate_to)
-    return sorted(roles)
 
 
 def role_user(k: BoardKeys, role: str, writes: list[str] | None, human: bool = False) -> AclUser:

@@ -30,7 +30,6 @@ import msgpack
 from redis.exceptions import RedisError, ResponseError
 
 from blackboard import codec, scripts, telemetry
-from blackboard.acl import roles_of
 from blackboard.admission import Admission, candidate
 from blackboard.agenda import Agenda, Candidate, OpenActivation
 from blackboard.board import Board, backoff_delay, wrap_redis_error
@@ -40,7 +39,7 @@ from blackboard.entry import Change
 from blackboard.errors import BlackboardError
 from blackboard.grant_batch import Fenced, GrantBatch
 from blackboard.lease import LeaderLease
-from blackboard.policy import Policy
+from blackboard.policy import Policy, roles_of
 from blackboard.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
 from blackboard.role_steering import ROLE_COMMANDS, RoleSteering
 from blackboard.rules import compile_rules, rules_for_key

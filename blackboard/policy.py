@@ -351,6 +351,20 @@ class Policy(_Model):
 _DEFAULT_LIMITS = RoleLimits()
 
 
+def roles_of(policy: Policy) -> list[str]:
+    """Every role the policy names: limits tables, rule targets, escalation, consensus."""
+    roles = set(policy.roles)
+    roles.add(policy.escalation.human)
+    for rule in policy.rules:
+        roles.add(rule.role)
+        if rule.consensus is not None and rule.consensus.else_role:
+            roles.add(rule.consensus.else_role)
+    for limits in policy.roles.values():
+        if limits.escalate_to:
+            roles.add(limits.escalate_to)
+    return sorted(roles)
+
+
 def policy_digest(source: str) -> str:
     return hashlib.blake2b(source.encode(), digest_size=10).hexdigest()
 

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from blackboard.acl import roles_of
 from blackboard.agenda import Agenda
 from blackboard.board import Board
 from blackboard.decisions import decision
@@ -33,7 +32,7 @@ from blackboard.errors import BlackboardError, IdempotencyKeyReusedError, LeaseL
 from blackboard.grant_batch import GrantBatch
 from blackboard.guards import BreakerState
 from blackboard.ops import Fence
-from blackboard.policy import Policy
+from blackboard.policy import Policy, roles_of
 
 __all__ = [
     "ROLE_COMMANDS",
