@@ -179,3 +179,40 @@ async def test_a_retry_outlives_the_agent_that_failed(board: blackboard.Board) -
 
 async def _ran(agent: Flaky, n: int) -> bool:
     return len(agent.runs) >= n
+
+
+class Echo(blackboard.Agent):
+    """Fails its first run with Fail; later runs record the value they were handed."""
+
+    role = "worker"
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    async def handle(self, activation: blackboard.Activation, board: Any) -> None:
+        if activation.attempt == 1:
+            raise blackboard.Fail("bad input")
+        self.values.append(activation.value)
+        await board.put(f"done/{activation.key[4:]}", {"attempt": activation.attempt})
+
+
+async def test_a_dead_letter_whose_queue_entry_was_trimmed_runs_with_its_granted_value(
+    board: blackboard.Board,
+) -> None:
+    agent = Echo()
+    async with running(board, POLICY, [agent]):
+        await board.put("job/1", {"n": 1})
+        await board.put("job/1", {"n": 2})  # the activation of version 1 is for {"n": 1}
+        letters = await eventually(lambda: _at_least_letters(board, 2), 10, "two dead letters")
+        first = next(r for r in letters if r["version"] == 1)
+        # the queue no longer holds the entry: the next run is rebuilt from the record,
+        # and the agent reads the granted version's value itself
+        await board.redis.xtrim(board.keys_.queue("worker"), maxlen=0)
+        await steering.request(board, "retry", first["id"], "human:ops")
+        await eventually(lambda: _done(board), 10, "the retried dead letter")
+    assert agent.values == [{"n": 1}]
+
+
+async def _at_least_letters(board: blackboard.Board, n: int) -> list[dict[str, Any]]:
+    letters = await steering.dead_letters(board)
+    return letters if len(letters) >= n else []
