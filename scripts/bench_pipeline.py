@@ -105,6 +105,23 @@ while True:
 """
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU: dict[str, dict[str, list[float]]] = {}  # side -> process class -> CPU µs per ticket
+
+
+def _account(side: str, tickets: int, classes: dict[str, float]) -> None:
+    for name, seconds in classes.items():
+        CPU.setdefault(side, {}).setdefault(name, []).append(seconds / tickets * 1e6)
+
+
 def _python() -> str:
     return sys.executable
 
@@ -124,7 +141,9 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-async def _blackboard_round(url: str, procs: int, tickets: int, logs: Path, tag: str) -> float:
+async def _blackboard_round(
+    url: str, procs: int, tickets: int, logs: Path, tag: str, server_pid: int = 0
+) -> float:
     board_name = f"pipe{tag}"
     env = {**os.environ, "BLACKBOARD_REDIS_URL": url, "BLACKBOARD_BOARD": board_name}
     policy = logs / "pipeline.toml"
@@ -147,6 +166,7 @@ async def _blackboard_round(url: str, procs: int, tickets: int, logs: Path, tag:
     try:
         async with blackboard.connect(url, board=board_name, writer="bench") as b:
             await asyncio.sleep(1.0 + 0.1 * procs)  # processes start and register
+            cpu0 = [_cpu_seconds(p.pid) for p in started] + [_cpu_seconds(server_pid)]
             t0 = time.perf_counter()
             for start in range(0, tickets, 256):
                 async with b.batch() as batch:
@@ -163,13 +183,21 @@ async def _blackboard_round(url: str, procs: int, tickets: int, logs: Path, tag:
                     raise RuntimeError(f"a process exited; logs in {logs}")
                 await asyncio.sleep(0.01)
             elapsed = time.perf_counter() - t0
+            cpu = [_cpu_seconds(p.pid) - c for p, c in zip(started, cpu0, strict=False)]
+            _account("blackboard", tickets, {
+                "server": _cpu_seconds(server_pid) - cpu0[-1],
+                "controller": cpu[0],
+                "agents": sum(cpu[1:]),
+            })  # fmt: skip
             assert done.value == tickets, f"{done.value} done of {tickets}"  # none twice
     finally:
         _stop(started)
     return tickets / elapsed
 
 
-def _hand_round(socket_path: str, procs: int, tickets: int, logs: Path, tag: str) -> float:
+def _hand_round(
+    socket_path: str, procs: int, tickets: int, logs: Path, tag: str, server_pid: int = 0
+) -> float:
     import redis
 
     board = f"hand{tag}"
@@ -182,6 +210,7 @@ def _hand_round(socket_path: str, procs: int, tickets: int, logs: Path, tag: str
     ]  # fmt: skip
     try:
         time.sleep(0.5 + 0.05 * procs)
+        cpu0 = [_cpu_seconds(w.pid) for w in workers] + [_cpu_seconds(server_pid)]
         t0 = time.perf_counter()
         for start in range(0, tickets, 256):
             with r.pipeline(transaction=False) as p:
@@ -195,6 +224,10 @@ def _hand_round(socket_path: str, procs: int, tickets: int, logs: Path, tag: str
                 raise TimeoutError("hand-rolled pipeline did not finish")
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        _account("hand-rolled", tickets, {
+            "server": _cpu_seconds(server_pid) - cpu0[-1],
+            "workers": sum(_cpu_seconds(w.pid) - c for w, c in zip(workers, cpu0, strict=False)),
+        })  # fmt: skip
         assert int(r.get(f"hand:{board}:done") or 0) == tickets
         for stage in (1, 2, 3):
             r.lpush(f"hand:{board}:q{stage}", *(["stop"] * procs))
@@ -232,8 +265,9 @@ def main() -> None:
             results[n] = {"blackboard": [], "hand": []}
             for r in range(args.rounds):
                 tag = f"{n}x{r}"
-                bb = asyncio.run(_blackboard_round(server.url, n, args.tickets, logs, tag))
-                hand = _hand_round(server.socket_path, n, args.tickets, logs, tag)
+                pid = server.process.pid if server.process else 0
+                bb = asyncio.run(_blackboard_round(server.url, n, args.tickets, logs, tag, pid))
+                hand = _hand_round(server.socket_path, n, args.tickets, logs, tag, pid)
                 results[n]["blackboard"].append(bb)
                 results[n]["hand"].append(hand)
                 print(
@@ -248,6 +282,11 @@ def main() -> None:
         hand = statistics.median(results[n]["hand"])
         medians[n] = bb
         print(f"{n:>11}   {bb:>18.0f}   {hand:>19.0f}   {bb / hand:5.2f}")
+    print("\nCPU per ticket (µs, median round; the loading client not counted)")
+    for side, classes in CPU.items():
+        parts = [f"{name} {statistics.median(v):.0f}" for name, v in classes.items()]
+        total = sum(statistics.median(v) for v in classes.values())
+        print(f"  {side:12s} total {total:6.0f}   " + "   ".join(parts))
     first = counts[0]
     best = max(counts, key=lambda n: medians[n])
     hand_first = statistics.median(results[first]["hand"])
