@@ -7,14 +7,16 @@ The public API is what ``__all__`` lists; everything else is internal and may ch
         await board.put("ticket/1", {"state": "open"}, expect=e.version)
 """
 
-from blackboard.activation import Activation
-from blackboard.agent import Agent
-from blackboard.board import Batch, Board
-from blackboard.compactor import Compactor
-from blackboard.connection import connect
-from blackboard.controller import Controller
-from blackboard.durability import Durability
-from blackboard.entry import ABSENT, ANY, Causation, Change, Entry, Proposal
+from blackboard.board.client import Batch, Board
+from blackboard.board.connection import connect
+from blackboard.board.ops import Apply, Delete, Fence, Put
+from blackboard.board.retention import Retention
+from blackboard.compaction.compactor import Compactor
+from blackboard.compaction.merge import MergeRule
+from blackboard.control.activation import Activation
+from blackboard.control.controller import Controller
+from blackboard.control.policy import Policy, parse_policy
+from blackboard.control.policy_board import apply_policy
 from blackboard.errors import (
     ActivationClosedError,
     AgentLoadError,
@@ -43,16 +45,14 @@ from blackboard.errors import (
     TelemetryUnavailableError,
     ValidationError,
 )
-from blackboard.merge import MergeRule
-from blackboard.ops import Apply, Delete, Fence, Put
-from blackboard.policy import Policy, parse_policy
-from blackboard.policy_board import apply_policy
-from blackboard.retention import Retention
-from blackboard.runtime import AgentRuntime, Outcome
-from blackboard.server import RedisServer
+from blackboard.runtime.agent import Agent
+from blackboard.runtime.agent_runtime import AgentRuntime, Outcome
+from blackboard.runtime.system import System
+from blackboard.runtime.testing import AgentHarness
 from blackboard.settings import Settings
-from blackboard.system import System
-from blackboard.testing import AgentHarness
+from blackboard.store.durability import Durability
+from blackboard.store.entry import ABSENT, ANY, Causation, Change, Entry, Proposal
+from blackboard.store.server import RedisServer
 
 __version__ = "0.1.0"
 

@@ -283,7 +283,7 @@ class SecretFileError(BlackboardError):
 __all__ += ["SecretFileError"]
 
 
-# Durability levels (blackboard/durability.py, docs/deployment.md) add:
+# Durability levels (blackboard/store/durability.py, docs/deployment.md) add:
 #   DurabilityError              under BoardUnavailableError: too few acknowledgements
 #   DurabilityUnsupportedError   directly under BlackboardError: refused at connect
 

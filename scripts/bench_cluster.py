@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 import blackboard
-from blackboard.server import RedisClusterServers, RedisServer
+from blackboard.store.server import RedisClusterServers, RedisServer
 
 
 def _proc_cpu(pid: int) -> float:

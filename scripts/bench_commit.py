@@ -61,9 +61,9 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError, WatchError
 
 import blackboard
-from blackboard import durability, scripts
-from blackboard.board import backoff_delay
-from blackboard.ops import Put
+from blackboard.board.client import backoff_delay
+from blackboard.board.ops import Put
+from blackboard.store import durability, functions
 
 perf = time.perf_counter
 
@@ -166,7 +166,7 @@ async def single_client_phases(
         # (a) bare FCALL with arguments encoded once; only the idempotency key changes
         keys, args, _values, _fp = board._encode([Put("bench/a", VALUE)], None, None)
         idem_base = board.keys_.idempotency(f"~bare{uuid.uuid4().hex[:8]}:")
-        fname, nkeys = scripts.COMMIT.fname, len(keys)
+        fname, nkeys = functions.COMMIT.fname, len(keys)
         a_seq = itertools.count()
         a_bad = 0
 
@@ -233,7 +233,7 @@ async def single_client_phases(
             # what durable.put does (encode, send, decode), less the WAIT
             ops = [Put("bench/r0", VALUE)]
             keys, args, values, fp = board._encode(ops, None, None)
-            cmd = scripts.COMMIT.command(keys, args)
+            cmd = functions.COMMIT.command(keys, args)
             [res] = await durability._on_pooled_connection(r.connection_pool, [cmd])
             await board._result(ops, values, res, keys[3], fp)
 

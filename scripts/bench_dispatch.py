@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import blackboard
-from blackboard.activation import activation_id
+from blackboard.control.activation import activation_id
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = """

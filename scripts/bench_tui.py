@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 import blackboard
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 from blackboard.tui.model import BoardReader
 from blackboard.tui.pager import EntryFilter, EntryPager
 

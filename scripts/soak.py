@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import blackboard  # noqa: E402 (after the path setup above)
-from blackboard.connection import redis_from_url  # noqa: E402
-from blackboard.server import RedisServer  # noqa: E402
+from blackboard.board.connection import redis_from_url  # noqa: E402
+from blackboard.store.server import RedisServer  # noqa: E402
 
 MAIN = "import sys; from blackboard.cli import main; sys.argv[0] = 'blackboard'; main()"
 POLICY = """

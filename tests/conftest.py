@@ -14,8 +14,8 @@ import pytest
 from real_servers import BINARIES
 
 import blackboard
-from blackboard.connection import redis_from_url
-from blackboard.server import RedisServer
+from blackboard.board.connection import redis_from_url
+from blackboard.store.server import RedisServer
 
 
 @pytest.fixture(scope="session", params=BINARIES, ids=[name for name, _ in BINARIES])

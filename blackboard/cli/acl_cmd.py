@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from blackboard import scripts
-from blackboard.acl import acl_users, apply_users, render_aclfile, write_secrets
+from blackboard.board.connection import redis_from_url
 from blackboard.cli.context import (
     BoardOpt,
     RedisOpt,
@@ -24,9 +23,10 @@ from blackboard.cli.context import (
     read_policy_file,
     run,
 )
-from blackboard.connection import redis_from_url
+from blackboard.control.acl import acl_users, apply_users, render_aclfile, write_secrets
 from blackboard.errors import BlackboardError
 from blackboard.settings import Settings
+from blackboard.store import functions
 
 acl_app = typer.Typer(help="Least-privilege Redis ACL users per role.", no_args_is_help=True)
 app.add_typer(acl_app, name="acl")
@@ -91,13 +91,13 @@ def generate(
             client = redis_from_url(url, Settings())
             try:
                 await apply_users(client, users, hashes)
-                await scripts.load_library(client)  # role users may not load it themselves
+                await functions.load_library(client)  # role users may not load it themselves
             finally:
                 await client.aclose()
 
         run(go())
         err.print(
-            f"created {len(users)} users and loaded functions library {scripts.VERSION}",
+            f"created {len(users)} users and loaded functions library {functions.VERSION}",
             highlight=False,
             markup=False,
         )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from blackboard import steering
+from blackboard.board.connection import connect
 from blackboard.cli.context import (
     BoardOpt,
     JsonOpt,
@@ -23,7 +23,7 @@ from blackboard.cli.context import (
     out,
     run,
 )
-from blackboard.connection import connect
+from blackboard.control import steering
 
 activation_app = typer.Typer(help="Dead letters and retries of activations.", no_args_is_help=True)
 app.add_typer(activation_app, name="activation")

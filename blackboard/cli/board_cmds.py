@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from blackboard.board.connection import connect
 from blackboard.cli.context import (
     BoardOpt,
     JsonOpt,
@@ -29,10 +30,9 @@ from blackboard.cli.context import (
     terminal_text,
     writer_id,
 )
-from blackboard.connection import connect
-from blackboard.entry import ABSENT, Entry
 from blackboard.errors import BlackboardError
-from blackboard.server import RedisServer
+from blackboard.store.entry import ABSENT, Entry
+from blackboard.store.server import RedisServer
 
 ExpectOpt = Annotated[
     str | None,

@@ -14,6 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
+from blackboard.board.connection import connect
+from blackboard.board.restore import Restored, restore
+from blackboard.board.retention import Retention
+from blackboard.board.snapshot import dumps as dump_snapshot
+from blackboard.board.snapshot import loads as load_snapshot
+from blackboard.board.snapshot import take_snapshot
 from blackboard.cli.context import (
     SERVE_WAIT,
     BoardOpt,
@@ -30,17 +36,11 @@ from blackboard.cli.context import (
     writer_id,
 )
 from blackboard.cli.telemetry_opts import LogFormatOpt, MetricsPortOpt, start_telemetry
-from blackboard.compactor import Compactor, CompactorStats
-from blackboard.connection import connect
+from blackboard.compaction.compactor import Compactor, CompactorStats
+from blackboard.compaction.merge import MergeRule, rules_from_document
+from blackboard.compaction.merge_functions import parse_assignment
+from blackboard.compaction.reconcile import resolve_escalation
 from blackboard.errors import MergePolicyError
-from blackboard.merge import MergeRule, rules_from_document
-from blackboard.merge_functions import parse_assignment
-from blackboard.reconcile import resolve_escalation
-from blackboard.restore import Restored, restore
-from blackboard.retention import Retention
-from blackboard.snapshot import dumps as dump_snapshot
-from blackboard.snapshot import loads as load_snapshot
-from blackboard.snapshot import take_snapshot
 
 Seconds = Annotated[float, typer.Option(min=0, help="Seconds kept; 0 = no age limit.")]
 

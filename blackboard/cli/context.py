@@ -26,10 +26,10 @@ from rich.markup import escape
 from typer._click.exceptions import ClickException, UsageError  # typer vendors click
 from typer.core import TyperGroup
 
-from blackboard.entry import ABSENT, ANY, Change, Entry, Expect
+from blackboard.control.policy import Policy, decode_policy, parse_policy
 from blackboard.errors import BlackboardError, BoardUnavailableError, InvalidKeyError, PolicyError
-from blackboard.keys import check_board
-from blackboard.policy import Policy, decode_policy, parse_policy
+from blackboard.store.entry import ABSENT, ANY, Change, Entry, Expect
+from blackboard.store.keys import check_board
 
 T = TypeVar("T")
 

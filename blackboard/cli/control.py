@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from blackboard.agent import load_agent
+from blackboard.board.connection import connect
 from blackboard.cli.context import (
     SERVE_WAIT,
     BoardOpt,
@@ -34,13 +34,13 @@ from blackboard.cli.context import (
     writer_id,
 )
 from blackboard.cli.telemetry_opts import LogFormatOpt, MetricsPortOpt, start_telemetry
-from blackboard.connection import connect
-from blackboard.controller import Controller
-from blackboard.decisions import controller_status
-from blackboard.decisions import explain as explain_key
+from blackboard.control.controller import Controller
+from blackboard.control.decisions import controller_status
+from blackboard.control.decisions import explain as explain_key
+from blackboard.control.policy_board import POLICY_KEY, apply_policy, load_policy, rollback_policy
 from blackboard.errors import AgentLoadError
-from blackboard.policy_board import POLICY_KEY, apply_policy, load_policy, rollback_policy
-from blackboard.runtime import AgentRuntime
+from blackboard.runtime.agent import load_agent
+from blackboard.runtime.agent_runtime import AgentRuntime
 from blackboard.settings import Settings
 
 agent_app = typer.Typer(help="Run and list agents.", no_args_is_help=True)

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 import typer
 from redis.exceptions import RedisError
 
-from blackboard import scripts
-from blackboard.board import wrap_redis_error
+from blackboard.board.client import wrap_redis_error
+from blackboard.board.connection import redis_from_url
 from blackboard.cli.context import BoardOpt, RedisOpt, app, err, need_url, run
-from blackboard.connection import redis_from_url
-from blackboard.keys import BoardKeys
 from blackboard.settings import Settings
+from blackboard.store import functions
+from blackboard.store.keys import BoardKeys
 
 
 @app.command("deploy")
@@ -43,14 +43,14 @@ def deploy(
     async def go() -> list[str]:
         client: Any = redis_from_url(url, Settings())
         try:
-            await scripts.load_library(client)
+            await functions.load_library(client)
             pruned = []
             if prune:
                 listed: Any = await client.execute_command("FUNCTION", "LIST")
                 for lib in listed:
                     name = lib[b"library_name"] if isinstance(lib, dict) else lib[1]
                     name = name.decode() if isinstance(name, bytes) else str(name)
-                    if name.startswith("blackboard_") and name != f"blackboard_{scripts.VERSION}":
+                    if name.startswith("blackboard_") and name != f"blackboard_{functions.VERSION}":
                         await client.execute_command("FUNCTION", "DELETE", name)
                         pruned.append(name)
             if max_value_bytes is not None:
@@ -64,7 +64,7 @@ def deploy(
 
     pruned = run(go())
     err.print(
-        f"loaded blackboard functions library {scripts.VERSION}"
+        f"loaded blackboard functions library {functions.VERSION}"
         + (f"; deleted {', '.join(pruned)}" if pruned else ""),
         highlight=False,
         markup=False,

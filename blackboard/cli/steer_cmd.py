@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from blackboard import steering
-from blackboard.board import Board
+from blackboard.board.client import Board
+from blackboard.board.connection import connect
 from blackboard.cli.context import (
     BoardOpt,
     JsonOpt,
@@ -35,8 +35,8 @@ from blackboard.cli.context import (
     terminal_text,
     writer_id,
 )
-from blackboard.connection import connect
-from blackboard.policy import check_role
+from blackboard.control import steering
+from blackboard.control.policy import check_role
 
 role_app = typer.Typer(help="Pause, drain or resume a role (operators).", no_args_is_help=True)
 breaker_app = typer.Typer(

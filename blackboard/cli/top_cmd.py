@@ -19,9 +19,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from blackboard.board.connection import connect
 from blackboard.cli.context import BoardOpt, JsonOpt, RedisOpt, app, cell, dumps, need_url, out, run
-from blackboard.connection import connect
-from blackboard.system_status import SystemStatus, rates, system_status
+from blackboard.control.system_status import SystemStatus, rates, system_status
 
 __all__ = ["render", "top"]
 

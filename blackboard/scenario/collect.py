@@ -13,10 +13,9 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import codec
-from blackboard.activation import GROUP, parse_record
-from blackboard.board import Board, wrap_redis_error
-from blackboard.decisions import controller_status
+from blackboard.board.client import Board, wrap_redis_error
+from blackboard.control.activation import GROUP, parse_record
+from blackboard.control.decisions import controller_status
 from blackboard.scenario.facts import (
     AckFact,
     ActivationFact,
@@ -27,6 +26,7 @@ from blackboard.scenario.facts import (
 )
 from blackboard.scenario.processes import Supervisor
 from blackboard.scenario.workload import AckLog, Item
+from blackboard.store import codec
 
 __all__ = ["History", "board_facts", "item_facts", "process_facts", "read_histories"]
 

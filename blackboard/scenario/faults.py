@@ -22,13 +22,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from blackboard.board import Board
+from blackboard.board.client import Board
 from blackboard.errors import BlackboardError
 from blackboard.scenario.model import Fault
 from blackboard.scenario.processes import Managed, Supervisor
 from blackboard.scenario.proxy import LatencyProxy
 from blackboard.scenario.workload import AckLog
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 __all__ = ["FaultEvent", "FaultPlayer"]
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blackboard.agent import load_agent
+from blackboard.control.policy import Policy, check_role, decode_policy, parse_policy
+from blackboard.control.tomllines import NotUtf8Error, decode_utf8, locate
 from blackboard.errors import AgentLoadError, InvalidKeyError, PolicyError
-from blackboard.keys import check_board
-from blackboard.policy import Policy, check_role, decode_policy, parse_policy
+from blackboard.runtime.agent import load_agent
 from blackboard.scenario.model import AgentSpec, BoardSpec, Scenario, ScenarioError, parse_scenario
-from blackboard.tomllines import NotUtf8Error, decode_utf8, locate
+from blackboard.store.keys import check_board
 
 __all__ = ["AgentPlan", "BoardPlan", "ScenarioPlan", "load_scenario"]
 

@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from blackboard.control.tomllines import locate
 from blackboard.errors import BlackboardError
-from blackboard.keys import check_key
 from blackboard.settings import Settings
-from blackboard.tomllines import locate
+from blackboard.store.keys import check_key
 
 __all__ = [
     "AgentSpec",

@@ -23,7 +23,7 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError
 
-from blackboard.board import Board
+from blackboard.board.client import Board
 from blackboard.errors import BlackboardError
 from blackboard.scenario.invariants import item_index, lookup
 from blackboard.scenario.processes import Supervisor

@@ -25,10 +25,10 @@ from typing import Any
 
 from rich.console import Console
 
-from blackboard.board import Board
-from blackboard.connection import connect, redis_from_url
+from blackboard.board.client import Board
+from blackboard.board.connection import connect, redis_from_url
+from blackboard.control.policy_board import apply_policy
 from blackboard.errors import BlackboardError
-from blackboard.policy_board import apply_policy
 from blackboard.scenario import collect
 from blackboard.scenario.facts import Facts
 from blackboard.scenario.faults import FaultPlayer

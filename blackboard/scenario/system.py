@@ -23,15 +23,15 @@ from urllib.parse import urlparse
 
 import msgpack
 
-from blackboard.board import Board
+from blackboard.board.client import Board
 from blackboard.errors import BlackboardError, BoardUnavailableError
-from blackboard.redact import redact_url, split_credentials
 from blackboard.scenario.load import ScenarioPlan
 from blackboard.scenario.processes import Managed, ProcessSpec, Supervisor, blackboard_argv
 from blackboard.scenario.proxy import LatencyProxy
-from blackboard.secret_files import write_password_file
-from blackboard.server import RedisServer
 from blackboard.settings import Settings
+from blackboard.store.redact import redact_url, split_credentials
+from blackboard.store.secret_files import write_password_file
+from blackboard.store.server import RedisServer
 
 __all__ = [
     "DEFAULT_SETTINGS",

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from blackboard.board import Board
-from blackboard.entry import ABSENT, Entry
+from blackboard.board.client import Board
 from blackboard.errors import BlackboardError, ConflictError
 from blackboard.scenario.model import Workload, render
+from blackboard.store.entry import ABSENT, Entry
 
 __all__ = ["Ack", "AckLog", "Item", "make_items", "write_items", "write_probes"]
 

@@ -35,7 +35,7 @@ ROLE = "blackboard.role"
 
 
 class GrantLike(Protocol):
-    """What `granted` reads of a candidate (`blackboard.agenda.Candidate`)."""
+    """What `granted` reads of a candidate (`blackboard.control.agenda.Candidate`)."""
 
     activation_id: str
     role: str

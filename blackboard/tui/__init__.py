@@ -15,7 +15,7 @@ __all__ = ["run_tui"]
 async def run_tui(url: str | None, board: str, user: str, *, follow_ms: int = 1000) -> int:
     """Connect to `board` and run the TUI until the user quits; returns the exit code.
     Raises BlackboardError when the board cannot be reached (before anything is drawn)."""
-    from blackboard.connection import connect
+    from blackboard.board.connection import connect
     from blackboard.tui.app import BoardApp
 
     async with connect(url, board=board, writer=f"tui:{user}") as b:

@@ -22,12 +22,12 @@ from textual.binding import Binding, BindingType
 from textual.signal import Signal
 from textual.worker import Worker
 
-from blackboard.board import Board
-from blackboard.entry import Change
+from blackboard.board.client import Board
 from blackboard.errors import BlackboardError, HistoryTrimmedError
+from blackboard.store.entry import Change
 from blackboard.tui.control_model import ControlReader
-from blackboard.tui.feed import LogWindow
-from blackboard.tui.human import HumanDesk
+from blackboard.tui.human_desk import HumanDesk
+from blackboard.tui.log_window import LogWindow
 from blackboard.tui.model import BoardReader
 from blackboard.tui.operator import OperatorDesk
 from blackboard.tui.pager import EntryPager

@@ -5,7 +5,7 @@ I/O-only reads the views call, each a few pipelined round trips bounded by what 
 finished (``open`` and the ``act:<id>`` records), the claims in each role's queue (XPENDING of
 consumer group ``agents``), the controller's published status and breakers (``ctl:state``),
 and the decision lists of recently changed entries (``why:<key>``). Roles as operators
-steer them, scheduled retries and dead letters come through `blackboard.steering`, the
+steer them, scheduled retries and dead letters come through `blackboard.control.steering`, the
 candidates waiting on the agenda from the leader's published status. Formats are those
 written by controller.py, runtime.py, activation.py and decisions.py. Imports the engine and
 no textual.
@@ -21,12 +21,12 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
-from blackboard import steering
-from blackboard.activation import GROUP, RELEASED, parse_record
-from blackboard.board import Board, wrap_redis_error
-from blackboard.decisions import controller_status
+from blackboard.board.client import Board, wrap_redis_error
+from blackboard.control import steering
+from blackboard.control.activation import GROUP, RELEASED, parse_record
+from blackboard.control.decisions import controller_status
+from blackboard.control.policy_board import POLICY_KEY, load_policy
 from blackboard.errors import BlackboardError
-from blackboard.policy_board import POLICY_KEY, load_policy
 
 __all__ = [
     "ACTIVATION_STATES",
@@ -118,7 +118,7 @@ class DecisionInfo:
 
 @dataclass(frozen=True, slots=True)
 class RoleInfo:
-    """A role as operators steer it (`blackboard.steering.roles`): `mode` running, paused
+    """A role as operators steer it (`blackboard.control.steering.roles`): `mode` running, paused
     or draining (`drained` once nothing is in flight), who set it, why and when, the
     record's `version` (what a command from this view expects), its breaker and counts."""
 

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from blackboard.entry import Change
+from blackboard.store.entry import Change
 
 __all__ = [
     "age",

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from blackboard.board import Board
-from blackboard.entry import Entry
+from blackboard.board.client import Board
+from blackboard.compaction.reconcile import ESCALATION_PREFIX
 from blackboard.errors import BlackboardError
-from blackboard.reconcile import ESCALATION_PREFIX
+from blackboard.store.entry import Entry
 from blackboard.tui.control_model import ActivationInfo, ControlReader
 
 __all__ = ["EscalationItem", "merge_escalations", "read_escalations"]

@@ -15,13 +15,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from blackboard import codec, scripts
-from blackboard.board import Board, wrap_redis_error
-from blackboard.decisions import read_activation
-from blackboard.entry import Change, Entry, Proposal
+from blackboard.board.client import Board, wrap_redis_error
+from blackboard.board.proposals import divergent_keys, list_proposals
+from blackboard.board.watch import backed_events, parse_event
+from blackboard.control.decisions import read_activation
 from blackboard.errors import BlackboardError, CorruptEntryError
-from blackboard.proposals import divergent_keys, list_proposals
-from blackboard.watch import backed_events, parse_event
+from blackboard.store import codec, functions
+from blackboard.store.entry import Change, Entry, Proposal
 
 __all__ = ["BoardReader", "EntryDetail", "EntryRow"]
 
@@ -159,8 +159,8 @@ class BoardReader:
         if not keys:
             return {}
         try:
-            commands = [scripts.READ.command([self.k.entry(key)], ["c"]) for key in keys]
-            raw = await scripts.pipelined(self.redis, commands)
+            commands = [functions.READ.command([self.k.entry(key)], ["c"]) for key in keys]
+            raw = await functions.pipelined(self.redis, commands)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         out: dict[str, EntryRow | None] = {}

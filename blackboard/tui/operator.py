@@ -5,7 +5,7 @@ Every action is a board write on the record with actor, time and reason, and non
 overwrites what the screen did not show:
 
 - role steering (pause, drain, resume, breaker open / reset) and activation commands (retry,
-  cancel) are requests on the board's command stream (`blackboard.steering`); the leading
+  cancel) are requests on the board's command stream (`blackboard.control.steering`); the leading
   controller applies them and answers on the record, and `Outcome` carries that answer.
   A role command carries the steering version the screen showed: the controller refuses it
   if another operator steered the role since.
@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from blackboard import steering
-from blackboard.board import Board
-from blackboard.entry import ABSENT, Entry
-from blackboard.policy_board import rollback_policy
+from blackboard.board.client import Board
+from blackboard.control import steering
+from blackboard.control.policy_board import rollback_policy
+from blackboard.store.entry import ABSENT, Entry
 
 __all__ = ["ANSWER_WAIT", "OperatorDesk", "Outcome"]
 

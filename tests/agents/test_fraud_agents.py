@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import blackboard
-from blackboard.agent import load_agent
-from blackboard.decisions import explain
+from blackboard.control.decisions import explain
+from blackboard.runtime.agent import load_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "control"))

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import blackboard
-from blackboard import steering
-from blackboard.agent import load_agent
+from blackboard.control import steering
+from blackboard.runtime.agent import load_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 LLMAgent = load_agent(f"{ROOT / 'agents' / 'llm.py'}:LLMAgent")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import blackboard
-from blackboard.agent import load_agent
-from blackboard.ops import Put
+from blackboard.board.ops import Put
+from blackboard.runtime.agent import load_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "control"))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import blackboard
-from blackboard.server import RedisServer, free_port
+from blackboard.store.server import RedisServer, free_port
 
 
 async def test_unreachable_server_fails_fast() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import blackboard
 from blackboard import Apply, Delete, Put
-from blackboard.keys import MAX_KEY_LENGTH
+from blackboard.store.keys import MAX_KEY_LENGTH
 
 BAD_KEYS = [
     "",

@@ -9,7 +9,7 @@ import pytest
 
 import blackboard
 from blackboard import Put
-from blackboard.schema import SchemaVersionError
+from blackboard.board.schema import SchemaVersionError
 
 
 class Ticket(pydantic.BaseModel):

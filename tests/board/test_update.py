@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import blackboard
-from blackboard.board import backoff_delay
+from blackboard.board.client import backoff_delay
 
 
 async def test_sync_and_async_functions(board: blackboard.Board) -> None:

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blackboard.cli import app
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 runner = CliRunner()
 
@@ -51,7 +51,7 @@ def test_bad_input_exits_nonzero_with_reason(env: dict[str, str]) -> None:
 
 
 def test_unreachable_server(board_name: str) -> None:
-    from blackboard.server import free_port
+    from blackboard.store.server import free_port
 
     env = {"BLACKBOARD_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     r = invoke(["get", "k", "--board", board_name], env)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 import blackboard
 from blackboard.cli import app
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 runner = CliRunner()
 

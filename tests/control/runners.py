@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import blackboard
-from blackboard.policy_board import apply_policy
+from blackboard.control.policy_board import apply_policy
 
 
 async def eventually(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-from blackboard.agenda import Agenda, Candidate
-from blackboard.guards import BreakerState
-from blackboard.policy import Policy, parse_policy
+from blackboard.control.agenda import Agenda, Candidate
+from blackboard.control.guards import BreakerState
+from blackboard.control.policy import Policy, parse_policy
 
 _ids = itertools.count()
 
@@ -129,7 +129,7 @@ def test_rate_limit_spreads_grants_over_time() -> None:
 
 
 def test_restore_and_revert_account_for_open_activations() -> None:
-    from blackboard.agenda import OpenActivation
+    from blackboard.control.agenda import OpenActivation
 
     a = Agenda(policy("[roles.r]\nmax_pending = 1"))
     a.restore("r:old", OpenActivation("r", "k/x", 0, 0, 0.0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blackboard.agenda import Agenda, Candidate
-from blackboard.policy import parse_policy
+from blackboard.control.agenda import Agenda, Candidate
+from blackboard.control.policy import parse_policy
 
 POLICY = parse_policy(
     """

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import blackboard
 from blackboard.cli import app
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_explain_agenda_and_agents(env: dict[str, str], single_server: RedisServ
     async def scenario() -> None:
         from runners import eventually, running
 
-        from blackboard.policy_board import apply_policy
+        from blackboard.control.policy_board import apply_policy
 
         async with blackboard.connect(single_server.url, board=board) as b:
             text = (ROOT / "policies" / "support.toml").read_text()
@@ -113,7 +113,7 @@ def test_explain_agenda_and_agents(env: dict[str, str], single_server: RedisServ
 
 
 async def _triage_pending(b: blackboard.Board) -> bool:
-    from blackboard.decisions import controller_status
+    from blackboard.control.decisions import controller_status
 
     status = await controller_status(b)
     return bool(status and status["roles"].get("triage", {}).get("pending") == 1)

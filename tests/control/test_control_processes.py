@@ -19,9 +19,9 @@ from redis.exceptions import ResponseError
 from runners import eventually
 
 import blackboard
-from blackboard.decisions import explain
-from blackboard.policy_board import apply_policy
-from blackboard.server import RedisServer
+from blackboard.control.decisions import explain
+from blackboard.control.policy_board import apply_policy
+from blackboard.store.server import RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from redis.exceptions import ResponseError
 from runners import eventually, running
 
 import blackboard
-from blackboard.activation import activation_id
-from blackboard.decisions import explain, read_activation
-from blackboard.policy_board import POLICY_KEY, apply_policy
+from blackboard.control.activation import activation_id
+from blackboard.control.decisions import explain, read_activation
+from blackboard.control.policy_board import POLICY_KEY, apply_policy
 
 POLICY = """
 name = "t"
@@ -170,7 +170,7 @@ async def _queued(board: blackboard.Board, n: int) -> bool:
 async def test_stale_fencing_token_is_rejected_by_the_grant_script(
     board: blackboard.Board,
 ) -> None:
-    from blackboard.lease import LeaderLease
+    from blackboard.store.lease import LeaderLease
 
     k = board.keys_
     first = LeaderLease(board.redis, k.controller_lease, k.controller_epoch, "a", ttl=5)
@@ -181,9 +181,9 @@ async def test_stale_fencing_token_is_rejected_by_the_grant_script(
     await first.release()
     assert await second.acquire() and second.epoch == 2
     assert not await first.renew()
-    from blackboard import scripts
+    from blackboard.store import functions
 
-    res = await scripts.GRANT(
+    res = await functions.GRANT(
         board.redis,
         [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state],
         ["1:a", "controller", 10, 1000, b"\x90", b"\x90", b"\x90"],
@@ -194,7 +194,7 @@ async def test_stale_fencing_token_is_rejected_by_the_grant_script(
 async def test_events_a_deposed_leader_read_are_settled_by_the_sweep(
     board: blackboard.Board,
 ) -> None:
-    from blackboard.controller import CONSUMER, GROUP
+    from blackboard.control.controller import CONSUMER, GROUP
 
     await apply_policy(board, POLICY, "t.toml")
     ctl = blackboard.Controller(board, name="leader")
@@ -217,23 +217,23 @@ async def test_events_a_deposed_leader_read_are_settled_by_the_sweep(
 
 
 async def test_script_calls_survive_a_flushed_script_cache(board: blackboard.Board) -> None:
-    from blackboard import pipeline, scripts
+    from blackboard.store import functions, transport
 
     k = board.keys_
     await board.redis.script_flush()
-    [res] = await pipeline.send(
+    [res] = await transport.send(
         board.redis,
-        [(scripts.LEASE, [k.controller_lease, k.controller_epoch], ["acquire", "x", 1000, ""])],
+        [(functions.LEASE, [k.controller_lease, k.controller_epoch], ["acquire", "x", 1000, ""])],
     )
     assert res[0] == 1 and res[1] == b"1:x"
-    batcher = pipeline.Batcher(board.redis)
+    batcher = transport.Batcher(board.redis)
     task = asyncio.create_task(batcher.run())
     try:
         await board.redis.script_flush()
         got = await asyncio.gather(
             *(
                 batcher.call(
-                    scripts.LEASE,
+                    functions.LEASE,
                     [k.controller_lease, k.controller_epoch],
                     ["renew", "x", 1000, "1:x"],
                 )
@@ -244,7 +244,7 @@ async def test_script_calls_survive_a_flushed_script_cache(board: blackboard.Boa
         with pytest.raises(ResponseError):
             fixed = [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state]
             # a held token, then ops that are not msgpack: the script fails, the call raises
-            await batcher.call(scripts.GRANT, fixed, ["1:x", "g", 1, 1, b"\xc1", b"", b"", 0])
+            await batcher.call(functions.GRANT, fixed, ["1:x", "g", 1, 1, b"\xc1", b"", b"", 0])
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

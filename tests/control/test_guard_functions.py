@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blackboard.guards import (
+from blackboard.control.guards import (
     Breaker,
     BreakerState,
     TokenBucket,
@@ -16,7 +16,7 @@ from blackboard.guards import (
     loop_guard,
     resource_free,
 )
-from blackboard.rules import MISSING
+from blackboard.control.rules import MISSING
 
 
 def test_dedupe_and_loop_guard() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from runners import eventually, running
 
 import blackboard
-from blackboard.decisions import explain
-from blackboard.policy_board import POLICY_KEY
+from blackboard.control.decisions import explain
+from blackboard.control.policy_board import POLICY_KEY
 
 POLICY = """
 name = "p"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from blackboard import PolicyError, parse_policy
-from blackboard.policy import check_role
+from blackboard.control.policy import check_role
 
 ROOT = Path(__file__).resolve().parents[2]
 

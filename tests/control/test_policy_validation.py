@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blackboard import PolicyError, parse_policy
-from blackboard.patterns import check_path, compile_pattern
-from blackboard.policy import decode_policy
-from blackboard.rules import MISSING, lookup, match_rules
+from blackboard.control.patterns import check_path, compile_pattern
+from blackboard.control.policy import decode_policy
+from blackboard.control.rules import MISSING, lookup, match_rules
 
 RULE = """\
 name = "t"

@@ -12,9 +12,9 @@ from typing import Any
 from runners import eventually, running
 
 import blackboard
-from blackboard import steering
-from blackboard.decisions import explain
-from blackboard.policy_board import apply_policy
+from blackboard.control import steering
+from blackboard.control.decisions import explain
+from blackboard.control.policy_board import apply_policy
 
 POLICY = """
 name = "r"

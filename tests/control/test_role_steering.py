@@ -11,8 +11,8 @@ from typing import Any
 from runners import eventually, running
 
 import blackboard
-from blackboard import steering
-from blackboard.decisions import explain
+from blackboard.control import steering
+from blackboard.control.decisions import explain
 
 POLICY = """
 name = "steer"

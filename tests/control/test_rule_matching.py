@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from blackboard.policy import Condition, parse_policy
-from blackboard.rules import MISSING, compile_pattern, condition_holds, lookup, match_rules, render
+from blackboard.control.policy import Condition, parse_policy
+from blackboard.control.rules import (
+    MISSING,
+    compile_pattern,
+    condition_holds,
+    lookup,
+    match_rules,
+    render,
+)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import blackboard
 from blackboard.cli import app
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 runner = CliRunner()
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import blackboard
-from blackboard.acl import acl_users, apply_users, render_aclfile, write_secrets
-from blackboard.connection import redis_from_url
-from blackboard.policy import parse_policy
-from blackboard.policy_board import apply_policy
-from blackboard.server import RedisServer
+from blackboard.board.connection import redis_from_url
+from blackboard.control.acl import acl_users, apply_users, render_aclfile, write_secrets
+from blackboard.control.policy import parse_policy
+from blackboard.control.policy_board import apply_policy
+from blackboard.store.server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio.connection import AbstractConnection
 
 import blackboard
-from blackboard.server import RedisClusterServers, free_port
+from blackboard.store.server import RedisClusterServers, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "support.toml"
@@ -199,12 +199,12 @@ def test_support_scenario_runs_on_a_cluster(cluster: RedisClusterServers, tmp_pa
 
 
 async def test_the_functions_library_is_on_every_primary(cluster: RedisClusterServers) -> None:
-    from blackboard import scripts
+    from blackboard.store import functions
 
     async with blackboard.connect(cluster.url, board="lib") as b:
         for node in b.redis.get_primaries():
             listed: Any = await b.redis.execute_command(
-                "FUNCTION", "LIST", "LIBRARYNAME", f"blackboard_{scripts.VERSION}",
+                "FUNCTION", "LIST", "LIBRARYNAME", f"blackboard_{functions.VERSION}",
                 target_nodes=node,
             )  # fmt: skip
             assert len(listed) == 1, node

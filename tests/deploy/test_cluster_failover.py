@@ -19,10 +19,10 @@ from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
 
 import blackboard
-from blackboard.durability import Durability
-from blackboard.keys import BoardKeys
-from blackboard.ops import Apply, Put
-from blackboard.server import RedisClusterServers, RedisServer
+from blackboard.board.ops import Apply, Put
+from blackboard.store.durability import Durability
+from blackboard.store.keys import BoardKeys
+from blackboard.store.server import RedisClusterServers, RedisServer
 
 MASTERS = 3
 

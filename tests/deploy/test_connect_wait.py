@@ -8,7 +8,7 @@ import time
 import pytest
 
 import blackboard
-from blackboard.server import RedisServer, free_port
+from blackboard.store.server import RedisServer, free_port
 
 
 async def test_connect_waits_for_a_server_that_comes_up() -> None:

@@ -13,13 +13,13 @@ from real_servers import BINARIES
 from redis.exceptions import NoPermissionError
 
 import blackboard
-from blackboard.acl import acl_users, apply_users, write_secrets
-from blackboard.connection import redis_from_url
-from blackboard.durability import Durability
+from blackboard.board.connection import redis_from_url
+from blackboard.control.acl import acl_users, apply_users, write_secrets
+from blackboard.control.policy import parse_policy
 from blackboard.errors import DurabilityError, DurabilityUnsupportedError
-from blackboard.policy import parse_policy
-from blackboard.replica_set import ReplicaSet
-from blackboard.server import RedisServer
+from blackboard.store.durability import Durability
+from blackboard.store.replica_set import ReplicaSet
+from blackboard.store.server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

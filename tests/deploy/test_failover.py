@@ -16,12 +16,12 @@ import pytest
 from real_servers import BINARIES
 
 import blackboard
-from blackboard.durability import Durability
+from blackboard.board.ops import Apply, Put
+from blackboard.control.grant_batch import Fenced, GrantBatch
 from blackboard.errors import DurabilityError
-from blackboard.grant_batch import Fenced, GrantBatch
-from blackboard.lease import LeaderLease
-from blackboard.ops import Apply, Put
-from blackboard.replica_set import ReplicaSet
+from blackboard.store.durability import Durability
+from blackboard.store.lease import LeaderLease
+from blackboard.store.replica_set import ReplicaSet
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "control")]  # the test runners
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import blackboard
-from blackboard.connection import SentinelRedis, redis_from_url
-from blackboard.server import free_port
+from blackboard.board.connection import SentinelRedis, redis_from_url
+from blackboard.store.server import free_port
 
 
 async def test_url_names_sentinels_service_db_and_credentials(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import blackboard
-from blackboard.server import RedisServer, free_port
+from blackboard.store.server import RedisServer, free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs Debian's redis-server (built with TLS)"

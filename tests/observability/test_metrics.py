@@ -10,7 +10,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from runners import eventually, running
 
 import blackboard
-from blackboard.decisions import controller_status
+from blackboard.control.decisions import controller_status
 
 POLICY = """
 name = "m"

@@ -19,9 +19,9 @@ from runners import eventually
 from traced_agents import POLICY
 
 import blackboard
-from blackboard.decisions import controller_status
-from blackboard.policy_board import apply_policy
-from blackboard.server import RedisServer
+from blackboard.control.decisions import controller_status
+from blackboard.control.policy_board import apply_policy
+from blackboard.store.server import RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import blackboard
 from blackboard.cli import app
-from blackboard.server import RedisServer
-from blackboard.system_status import RoleStatus, SystemStatus, rates, system_status
+from blackboard.control.system_status import RoleStatus, SystemStatus, rates, system_status
+from blackboard.store.server import RedisServer
 
 POLICY = """
 name = "top"

@@ -12,8 +12,8 @@ from runners import eventually, running
 
 import blackboard
 from blackboard import telemetry
-from blackboard.activation import activation_id
-from blackboard.decisions import read_activation
+from blackboard.control.activation import activation_id
+from blackboard.control.decisions import read_activation
 from blackboard.telemetry.traceparent import parse_traceparent
 
 POLICY = """

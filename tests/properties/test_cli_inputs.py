@@ -22,9 +22,9 @@ from typer.testing import CliRunner, Result
 import blackboard
 from blackboard import PolicyError, parse_policy
 from blackboard.cli import app
-from blackboard.policy import decode_policy
+from blackboard.control.policy import decode_policy
 from blackboard.scenario import ScenarioError, load_scenario, parse_scenario
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 runner = CliRunner()
 SETTINGS = settings(

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import blackboard
-from blackboard.compactor import Compactor
-from blackboard.merge import rules_from_document
-from blackboard.proposals import merged_proposals
-from blackboard.restore import replay, restore, state_of
-from blackboard.retention import Retention
-from blackboard.snapshot import take_snapshot
+from blackboard.board.proposals import merged_proposals
+from blackboard.board.restore import replay, restore, state_of
+from blackboard.board.retention import Retention
+from blackboard.board.snapshot import take_snapshot
+from blackboard.compaction.compactor import Compactor
+from blackboard.compaction.merge import rules_from_document
 
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NO_RETENTION = Retention(

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import blackboard
-from blackboard import ABSENT, Apply, Delete, Put, scripts
+from blackboard import ABSENT, Apply, Delete, Put
+from blackboard.store import functions
 
 
 def _resp(*parts: Any) -> bytes:
@@ -41,11 +42,11 @@ async def _wait_for_revision(board: blackboard.Board, revision: int) -> None:
 async def test_retry_after_the_connection_dropped_post_apply(
     board: blackboard.Board, redis_server: blackboard.RedisServer
 ) -> None:
-    await scripts.check_library(board.redis)
+    await functions.check_library(board.redis)
     keys, args, _values, _fp = board._encode([Put("k", {"n": 1})], "req-1", None)
     _reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
     writer.write(_resp("AUTH", redis_server.password))  # test servers require a password
-    writer.write(_resp("FCALL", scripts.COMMIT.fname, len(keys), *keys, *args))
+    writer.write(_resp("FCALL", functions.COMMIT.fname, len(keys), *keys, *args))
     await writer.drain()
     writer.close()  # gone before the reply: the client cannot know whether it applied
     await writer.wait_closed()
@@ -223,7 +224,7 @@ class DroppingProxy:
 
         async def client_to_server() -> None:
             while data := await creader.read(65536):
-                if scripts.COMMIT.fname.encode() in data:
+                if functions.COMMIT.fname.encode() in data:
                     self.commits += 1
                     if self.armed:
                         self.armed = False

@@ -8,8 +8,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blackboard.entry import Proposal
-from blackboard.merge import STRATEGIES, Escalate, Merged, MergeRule, Wait, canonical, decide
+from blackboard.compaction.merge import (
+    STRATEGIES,
+    Escalate,
+    Merged,
+    MergeRule,
+    Wait,
+    canonical,
+    decide,
+)
+from blackboard.store.entry import Proposal
 
 SCALARS = st.one_of(
     st.integers(-5, 5), st.sampled_from(["a", "b", "c"]), st.booleans(), st.floats(-3, 3)

@@ -14,7 +14,7 @@ from blackboard.scenario import load_scenario
 from blackboard.scenario.overrides import override
 from blackboard.scenario.proxy import LatencyProxy
 from blackboard.scenario.system import child_env, process_specs
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

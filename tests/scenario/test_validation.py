@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from blackboard.cli import app
+from blackboard.control.tomllines import locate
 from blackboard.scenario import ScenarioError, load_scenario, parse_scenario
-from blackboard.tomllines import locate
 
 ROOT = Path(__file__).resolve().parents[2]
 

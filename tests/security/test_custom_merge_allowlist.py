@@ -16,13 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 import blackboard
+from blackboard.board.retention import Retention
 from blackboard.cli import app
-from blackboard.compactor import POLICY_KEY, Compactor
+from blackboard.compaction.compactor import POLICY_KEY, Compactor
+from blackboard.compaction.merge import rules_from_document
+from blackboard.compaction.merge_functions import MergeFunctions
+from blackboard.compaction.reconcile import escalation_key
 from blackboard.errors import MergePolicyError
-from blackboard.merge import rules_from_document
-from blackboard.merge_functions import MergeFunctions
-from blackboard.reconcile import escalation_key
-from blackboard.retention import Retention
 
 NO_RETENTION = Retention(
     log_max_events=None, log_max_age=None, history_max_age=None, activation_max_age=None

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 import blackboard
-from blackboard import scripts
+from blackboard.board.connection import redis_from_url
 from blackboard.cli import app
-from blackboard.connection import redis_from_url
-from blackboard.server import RedisServer
+from blackboard.store import functions
+from blackboard.store.server import RedisServer
 
 
 async def _libraries(redis: Any) -> list[str]:
@@ -53,4 +53,4 @@ def test_deploy_loads_prunes_and_sets_the_board_limit() -> None:
         args = ["deploy", "--redis", server.url, "--board", "dep", "--max-value-bytes", "64"]
         result = CliRunner().invoke(app, [*args, "--prune"])
         assert result.exit_code == 0, result.output
-        assert asyncio.run(after()) == [f"blackboard_{scripts.VERSION}"]
+        assert asyncio.run(after()) == [f"blackboard_{functions.VERSION}"]

@@ -19,12 +19,12 @@ import pytest
 from redis.exceptions import ResponseError
 
 import blackboard
-from blackboard import scripts
-from blackboard.acl import acl_users, apply_users, user_name, write_secrets
-from blackboard.connection import redis_from_url
-from blackboard.policy import parse_policy
-from blackboard.policy_board import apply_policy
-from blackboard.server import RedisServer
+from blackboard.board.connection import redis_from_url
+from blackboard.control.acl import acl_users, apply_users, user_name, write_secrets
+from blackboard.control.policy import parse_policy
+from blackboard.control.policy_board import apply_policy
+from blackboard.store import functions
+from blackboard.store.server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = (ROOT / "policies/support.toml").read_text()
@@ -113,13 +113,13 @@ async def test_commit_naming_another_entry_in_keys_is_refused(
         [blackboard.Put("ticket/1/triage", {"evil": True})], "k1", None
     )
     args[10 + 3] = "sys/policy"
-    res = await scripts.COMMIT(setup.raw, keys, args)
+    res = await functions.COMMIT(setup.raw, keys, args)
     assert res[0] == b"badop" and b"does not belong" in res[2]
     # another board's revision key paired with this board's log
     keys2 = ["bb:{other}:rev", *keys[1:]]
     with pytest.raises(ResponseError, match=NOPERM):  # the role's ACL: its board only
-        await scripts.COMMIT(setup.raw, keys2, args)
-    res = await scripts.COMMIT(setup.admin.redis, keys2, args)  # and the server's own check
+        await functions.COMMIT(setup.raw, keys2, args)
+    res = await functions.COMMIT(setup.admin.redis, keys2, args)  # and the server's own check
     assert res[0] == b"badop" and b"not the board" in res[2]
     assert await board_state(setup.admin) == before
     assert k.log.encode() in before
@@ -135,7 +135,7 @@ async def test_forged_outcome_does_not_settle_an_activation(setup: Setup) -> Non
     out_id = await setup.raw.xadd(k.outcomes, {"a": "h1", "o": "ok", "e": "", "w": "x"})
 
     async def forged() -> list[bytes]:
-        res = await scripts.LOG_CHECK(admin.redis, [k.log], [0, out_id, "h1"])
+        res = await functions.LOG_CHECK(admin.redis, [k.log], [0, out_id, "h1"])
         return list(res[1])
 
     assert await forged() == [out_id]  # nobody claimed it yet
@@ -215,7 +215,7 @@ async def test_role_runs_no_code_of_its_own(setup: Setup) -> None:
         ("SCRIPT", "LOAD", busy),
         ("SCRIPT", "KILL"),
         ("FUNCTION", "LOAD", "#!lua name=evil\nredis.register_function('f', function() end)"),
-        ("FUNCTION", "DELETE", f"blackboard_{scripts.VERSION}"),
+        ("FUNCTION", "DELETE", f"blackboard_{functions.VERSION}"),
         ("FUNCTION", "FLUSH"),
     ):
         with pytest.raises(ResponseError, match=NOPERM):
@@ -259,19 +259,19 @@ async def test_server_enforces_limits_and_reducer_arguments(setup: Setup) -> Non
     keys, args, _v, _f = board._encode([blackboard.Put("ticket/1/triage", "x")], "big", None)
     args[10 + 5] = msgpack.packb("y" * (2 << 20))
     args[-1] = 0
-    res = await scripts.COMMIT(setup.raw, keys, args)
+    res = await functions.COMMIT(setup.raw, keys, args)
     assert res[0] == b"badop" and b"over the limit" in res[2]
     # an append argument that is not exactly one msgpack object would corrupt the entry
     await board.apply("stats/triaged", "append", 1)
     keys, args, _v, _f = board._encode([blackboard.Apply("stats/triaged", "append", 2)], None, None)
     args[10 + 5] = b"\x01\x02"
-    res = await scripts.COMMIT(setup.raw, keys, args)
+    res = await functions.COMMIT(setup.raw, keys, args)
     assert res[0] == b"badop" and b"one msgpack object" in res[2]
     assert (await board.get("stats/triaged")).value == [1]  # type: ignore[union-attr]
     # a writer id with terminal escapes
     keys, args, _v, _f = board._encode([blackboard.Put("ticket/1/triage", 1)], None, None)
     args[8] = "\x1b]0;pwned\x07"
-    assert (await scripts.COMMIT(setup.raw, keys, args))[0] == b"badop"
+    assert (await functions.COMMIT(setup.raw, keys, args))[0] == b"badop"
 
 
 def test_generated_user_names_cannot_collide() -> None:
@@ -297,7 +297,7 @@ async def test_role_client_names_a_missing_library(tmp_path: Path) -> None:
         with pytest.raises(blackboard.LibraryMissingError, match="blackboard deploy"):
             async with blackboard.connect(server.url, board="fresh", settings=settings):
                 pass
-        await scripts.load_library(root)  # what `blackboard deploy` does
+        await functions.load_library(root)  # what `blackboard deploy` does
         async with blackboard.connect(server.url, board="fresh", settings=settings) as b:
             assert (await b.put("ticket/1/triage", 1)).version == 1
         await root.aclose()

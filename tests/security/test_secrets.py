@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from blackboard.acl import AclUser, password_hash, write_secrets
+from blackboard.control.acl import AclUser, password_hash, write_secrets
 from blackboard.errors import BlackboardError, SecretFileError
-from blackboard.secret_files import read_password_file
+from blackboard.store.secret_files import read_password_file
 
 USERS = [AclUser("bb:ops:role:triage", "test user", ("~bb:{ops}:*",))]
 FILE = "bb:ops:role:triage.password"

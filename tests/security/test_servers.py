@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from blackboard.redact import redact_url, split_credentials
 from blackboard.scenario.load import load_scenario
 from blackboard.scenario.processes import blackboard_argv
 from blackboard.scenario.system import System, credentials_env, process_specs
-from blackboard.server import RedisClusterServers, RedisServer
+from blackboard.store.redact import redact_url, split_credentials
+from blackboard.store.server import RedisClusterServers, RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREDACTED = re.compile(r"://[^/\s\"'@]*:(?!\*\*\*@)[^/\s\"'@]+@")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import blackboard
-from blackboard.server import RedisServer
+from blackboard.store.server import RedisServer
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import pytest
 from tui_scenario import eventually, support_scenario, ticket
 
 import blackboard
-from blackboard.compactor import Compactor
-from blackboard.merge import rules_from_document
+from blackboard.compaction.compactor import Compactor
+from blackboard.compaction.merge import rules_from_document
 from blackboard.tui.control_model import ControlReader
 from blackboard.tui.escalations import EscalationItem, read_escalations
-from blackboard.tui.human import EscalationGoneError, HumanDesk
+from blackboard.tui.human_desk import EscalationGoneError, HumanDesk
 from blackboard.tui.model import BoardReader
 
 
@@ -143,9 +143,9 @@ async def test_a_merge_decision_on_a_stale_version_reopens_the_escalation(
 async def test_reject_keeps_the_reason_and_can_send_the_item_back(
     tui_board: blackboard.Board,
 ) -> None:
-    from blackboard import steering
-    from blackboard.activation import activation_id
-    from blackboard.decisions import explain
+    from blackboard.control import steering
+    from blackboard.control.activation import activation_id
+    from blackboard.control.decisions import explain
 
     control = ControlReader(tui_board)
     desk = HumanDesk(tui_board, "bob")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from blackboard.entry import Change
+from blackboard.store.entry import Change
 from blackboard.tui.display import age, change_text, diff_lines, pretty, preview
-from blackboard.tui.feed import LogWindow
+from blackboard.tui.log_window import LogWindow
 
 
 def change(rev: int, key: str = "k", value: object = 1, kind: str = "put") -> Change:

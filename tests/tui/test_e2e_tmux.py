@@ -21,8 +21,8 @@ import pytest
 from tests_paths import AGENTS, POLICY, ROOT
 
 import blackboard
-from blackboard.decisions import explain
-from blackboard.server import RedisServer
+from blackboard.control.decisions import explain
+from blackboard.store.server import RedisServer
 
 TMUX = shutil.which("tmux")
 BLACKBOARD = str(Path(sys.executable).with_name("blackboard"))

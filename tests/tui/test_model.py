@@ -4,7 +4,7 @@ entry's detail with its causation."""
 from __future__ import annotations
 
 import blackboard
-from blackboard.testing import AgentHarness
+from blackboard.runtime.testing import AgentHarness
 from blackboard.tui.model import BoardReader
 
 

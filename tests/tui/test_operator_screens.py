@@ -12,9 +12,9 @@ from tui_scenario import eventually, support_scenario, ticket
 from tui_snapshots import screen_text
 
 import blackboard
-from blackboard import steering
-from blackboard.decisions import explain
-from blackboard.policy_board import apply_policy
+from blackboard.control import steering
+from blackboard.control.decisions import explain
+from blackboard.control.policy_board import apply_policy
 from blackboard.tui.screens.activations_screen import ActivationsScreen
 from blackboard.tui.screens.agents_screen import AgentsScreen
 from blackboard.tui.screens.confirm_screen import ConfirmScreen

@@ -8,8 +8,8 @@ from tui_scenario import eventually, support_scenario, ticket
 from tui_snapshots import screen_text
 
 import blackboard
-from blackboard.compactor import Compactor
-from blackboard.merge import rules_from_document
+from blackboard.compaction.compactor import Compactor
+from blackboard.compaction.merge import rules_from_document
 from blackboard.tui.control_model import ControlReader
 from blackboard.tui.escalations import read_escalations
 from blackboard.tui.screens.edit_screen import EditScreen
@@ -214,7 +214,7 @@ async def test_escalations_reject_and_merge_pick(tui_board: blackboard.Board) ->
             await until(pilot, shows(pilot, "rejected ticket/5/answer", "deleted as human:alice"))
             assert await tui_board.get("ticket/5/answer") is None
             # the reason is on the record and the specialist got the item back
-            from blackboard.decisions import explain
+            from blackboard.control.decisions import explain
 
             async def sent_back() -> bool:
                 said = [d["reasons"] for d in await explain(tui_board, "ticket/5/answer")]

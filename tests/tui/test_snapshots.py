@@ -17,11 +17,11 @@ from tui_scenario import eventually, support_scenario, ticket
 from tui_snapshots import assert_snapshot
 
 import blackboard
-from blackboard.agent import load_agent
-from blackboard.controller import Controller
-from blackboard.decisions import controller_status
-from blackboard.policy_board import apply_policy
-from blackboard.runtime import AgentRuntime
+from blackboard.control.controller import Controller
+from blackboard.control.decisions import controller_status
+from blackboard.control.policy_board import apply_policy
+from blackboard.runtime.agent import load_agent
+from blackboard.runtime.agent_runtime import AgentRuntime
 from blackboard.tui.control_model import ControlReader
 from blackboard.tui.escalations import read_escalations
 

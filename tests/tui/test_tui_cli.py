@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from blackboard.cli import app
-from blackboard.server import free_port
+from blackboard.store.server import free_port
 
 runner = CliRunner()
 
@@ -34,7 +34,7 @@ def test_no_url_and_unreachable_server_are_one_line_errors() -> None:
 def test_textual_is_imported_only_by_the_tui() -> None:
     code = (
         "import sys, blackboard, blackboard.cli, blackboard.tui.model, blackboard.tui.pager, "
-        "blackboard.tui.human, blackboard.tui.escalations, blackboard.tui.feed; "
+        "blackboard.tui.human_desk, blackboard.tui.escalations, blackboard.tui.log_window; "
         "print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,8 +12,8 @@ from typing import Any
 from tui_scenario import eventually
 
 import blackboard
-from blackboard import steering
-from blackboard.policy_board import apply_policy
+from blackboard.control import steering
+from blackboard.control.policy_board import apply_policy
 
 POLICY = """
 name = "ops"

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 from tests_paths import AGENTS, POLICY
 
 import blackboard
-from blackboard.agent import load_agent
-from blackboard.controller import Controller
-from blackboard.policy_board import apply_policy
-from blackboard.runtime import AgentRuntime
+from blackboard.control.controller import Controller
+from blackboard.control.policy_board import apply_policy
+from blackboard.runtime.agent import load_agent
+from blackboard.runtime.agent_runtime import AgentRuntime
 
 T = TypeVar("T")
 

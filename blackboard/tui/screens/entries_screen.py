@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from blackboard.entry import Change
+from blackboard.store.entry import Change
 from blackboard.tui.display import age, preview
 from blackboard.tui.pager import EntryFilter, EntryPager
 from blackboard.tui.widgets.filter_bar import FilterBar

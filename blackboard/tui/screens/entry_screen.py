@@ -22,8 +22,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from blackboard.entry import Change, Entry
 from blackboard.errors import BlackboardError, ConflictError
+from blackboard.store.entry import Change, Entry
 from blackboard.tui.display import age, clock_time, diff_lines, pretty, preview
 from blackboard.tui.model import EntryDetail
 

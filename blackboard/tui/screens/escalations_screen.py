@@ -23,11 +23,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 
-from blackboard.entry import Entry
 from blackboard.errors import BlackboardError, ConflictError, LeaseLostError
+from blackboard.store.entry import Entry
 from blackboard.tui.display import age, diff_lines, pretty, preview
 from blackboard.tui.escalations import EscalationItem, read_escalations
-from blackboard.tui.human import EscalationGoneError
+from blackboard.tui.human_desk import EscalationGoneError
 
 if TYPE_CHECKING:
     from blackboard.tui.app import BoardApp

@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from blackboard.entry import Change
+from blackboard.store.entry import Change
 from blackboard.tui.widgets.row_table import Column, RowTable
 
 if TYPE_CHECKING:
