@@ -53,8 +53,7 @@ from blackboard.settings import Settings
 from blackboard.store.durability import Durability
 from blackboard.store.entry import ABSENT, ANY, Causation, Change, Entry, Proposal
 from blackboard.store.server import RedisServer
-
-__version__ = "0.1.0"
+from blackboard.version import __version__
 
 __all__ = [
     "ABSENT",

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check blackboard agents tests scripts
 .venv/bin/ruff format --check blackboard
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache   # the layer contract in pyproject.toml ([tool.importlinter])
 exec .venv/bin/python -m pytest "$@"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from blackboard.errors import TelemetryUnavailableError
 from blackboard.telemetry import logs
 from blackboard.telemetry.traceparent import format_traceparent, parse_traceparent
+from blackboard.version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -108,7 +109,6 @@ def enable(
     OpenTelemetry API (``pip install 'blackboard[otel]'``)."""
     global tracer, meters, api
     names = _load_api()
-    from blackboard import __version__
     from blackboard.telemetry.instruments import Instruments
 
     api = names

@@ -15,6 +15,15 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from blackboard.tui.screens.activations_screen import ActivationsScreen
+from blackboard.tui.screens.agenda_screen import AgendaScreen
+from blackboard.tui.screens.agents_screen import AgentsScreen
+from blackboard.tui.screens.entries_screen import EntriesScreen
+from blackboard.tui.screens.entry_screen import EntryScreen
+from blackboard.tui.screens.escalations_screen import EscalationsScreen
+from blackboard.tui.screens.log_screen import LogScreen
+from blackboard.tui.widgets.row_table import RowTable
+
 __all__ = ["HelpScreen", "help_sections"]
 
 
@@ -27,20 +36,11 @@ def _keys(bindings: list[BindingType]) -> list[tuple[str, str]]:
     return out
 
 
-def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
-    """(view, [(keys, what)]) for every view, the global keys first."""
-    from blackboard.tui.app import BoardApp
-    from blackboard.tui.screens.activations_screen import ActivationsScreen
-    from blackboard.tui.screens.agenda_screen import AgendaScreen
-    from blackboard.tui.screens.agents_screen import AgentsScreen
-    from blackboard.tui.screens.entries_screen import EntriesScreen
-    from blackboard.tui.screens.entry_screen import EntryScreen
-    from blackboard.tui.screens.escalations_screen import EscalationsScreen
-    from blackboard.tui.screens.log_screen import LogScreen
-    from blackboard.tui.widgets.row_table import RowTable
-
+def help_sections(app_bindings: list[BindingType]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(view, [(keys, what)]) for every view, the global keys (`app_bindings`, the app's
+    own) first."""
     return [
-        ("everywhere", _keys(BoardApp.BINDINGS)),
+        ("everywhere", _keys(app_bindings)),
         ("tables", [*_keys(RowTable.BINDINGS), ("mouse", "click selects, double click opens")]),
         ("entries", _keys(EntriesScreen.BINDINGS)),
         ("entry", _keys(EntryScreen.BINDINGS)),
@@ -71,7 +71,7 @@ class HelpScreen(ModalScreen[None]):
         self.under = under
 
     def compose(self) -> ComposeResult:
-        sections = help_sections()
+        sections = help_sections(list(self.app.BINDINGS))
         here = type(self.under).__name__.removesuffix("Screen").lower() if self.under else ""
         first = here if here in {name for name, _ in sections} else self.view
         sections.sort(key=lambda s: (s[0] != first, s[0] != "everywhere"))
