@@ -28,11 +28,11 @@ from blackboard.errors import BoardUnavailableError
 from blackboard.store.secret_files import write_password_file
 from blackboard.store.server import (
     RedisServer,
-    _config_string,
-    _resp,
+    config_string,
     find_server_binary,
     free_port,
     new_password,
+    resp_command,
 )
 
 __all__ = ["ReplicaSet", "SentinelServer"]
@@ -48,10 +48,10 @@ def _commands(
 ) -> bytes:
     """Commands on one connection (after AUTH); their raw replies together, b'' when the
     server is unreachable."""
-    request = b"".join(_resp(*args) for args in commands)
+    request = b"".join(resp_command(*args) for args in commands)
     replies = len(commands)
     if password is not None:
-        request, replies = _resp("AUTH", password) + request, replies + 1
+        request, replies = resp_command("AUTH", password) + request, replies + 1
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(request)
@@ -133,8 +133,8 @@ class SentinelServer:
         lines = [
             f"port {self.port}",
             "bind 127.0.0.1",
-            f"dir {_config_string(self.directory)}",
-            f"logfile {_config_string(os.path.join(self.directory, 'sentinel.log'))}",
+            f"dir {config_string(self.directory)}",
+            f"logfile {config_string(os.path.join(self.directory, 'sentinel.log'))}",
             f"sentinel monitor {s} 127.0.0.1 {self.primary_port} {self.quorum}",
             f"sentinel down-after-milliseconds {s} {self.down_after_ms}",
             f"sentinel failover-timeout {s} {self.failover_timeout_ms}",
@@ -143,7 +143,7 @@ class SentinelServer:
             *(f"sentinel known-replica {s} 127.0.0.1 {port}" for port in self.replica_ports),
         ]
         if self.password is not None:
-            secret = _config_string(self.password)
+            secret = config_string(self.password)
             lines += [
                 f"requirepass {secret}",
                 f"sentinel auth-pass {s} {secret}",

@@ -73,13 +73,14 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _config_string(text: str) -> str:
+def config_string(text: str) -> str:
     """`text` as a double-quoted redis.conf argument."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
-def _resp(*args: str) -> bytes:
+def resp_command(*args: str) -> bytes:
+    """One command in the RESP wire format (for the raw probes of a starting server)."""
     out = [f"*{len(args)}\r\n".encode()]
     for arg in args:
         data = arg.encode()
@@ -157,8 +158,8 @@ class RedisServer:
             os.fchmod(f.fileno(), 0o600)
             # masterauth: the same password lets it replicate from a peer (replica sets,
             # cluster replicas, a primary demoted after a failover)
-            f.write(f"requirepass {_config_string(self.password)}\n")
-            f.write(f"masterauth {_config_string(self.password)}\n")
+            f.write(f"requirepass {config_string(self.password)}\n")
+            f.write(f"masterauth {config_string(self.password)}\n")
         return [conf]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
@@ -204,11 +205,11 @@ class RedisServer:
 
     def ping(self) -> bool:
         """Whether the server answers PING (after AUTH, when it has a password)."""
-        request, replies = _resp("PING"), 1
+        request, replies = resp_command("PING"), 1
         if self.password is not None:
             # an AUTH the server refuses (an aclfile made the default user nopass) is fine:
             # what counts is the PING's reply
-            request, replies = _resp("AUTH", self.password) + request, 2
+            request, replies = resp_command("AUTH", self.password) + request, 2
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(0.5)
