@@ -36,7 +36,7 @@
 -- (op index 0 in 'badop' / 'corrupt' / 'denied': the commit as a whole)
 --
 -- A record (one field per version in the entry hash) is
---   '<revision>|<time_ms>|<kind>|<len(meta)>|' .. meta .. value
+--   '<revision>|<time_ms>|<kind>|<len(meta)>|' .. meta .. value   (entry_record in preamble.lua)
 
 -- Every Redis key is checked against the board's prefix and the entry keys it records, and
 -- everything that can fail is checked before the first write (docs/security.md).
@@ -121,11 +121,9 @@ end
 local function stored_value(i)
   local rec = redis.call('HGET', KEYS[5 + i], tostring(cur[i]))
   if not rec then return nil, 'missing record of version ' .. cur[i] end
-  local _, stop, mlen = string.find(rec, '^%d+|%d+|%a|(%d+)|')
-  if not stop or stop + tonumber(mlen) >= #rec then
-    return nil, 'record of version ' .. cur[i] .. ' is malformed'
-  end
-  return string.sub(rec, stop + 1 + tonumber(mlen))
+  local value = entry_value(rec)
+  if not value then return nil, 'record of version ' .. cur[i] .. ' is malformed' end
+  return value
 end
 
 local values = {}
@@ -186,10 +184,9 @@ end
 if claim_id and not may('XACK', KEYS[5], ARGV[8], claim_id) then
   return {'denied', 0, 'this Redis user may not settle claims of ' .. KEYS[5]}
 end
-local t = redis.call('TIME')
-local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ts = now_ms()
 local keep = tonumber(ARGV[3])
-local event = {'t', ts, 'w', ARGV[9], 'a', ARGV[10], 'n', n}
+local event = new_event(ts, ARGV[9], ARGV[10], n)
 local traceparent = ARGV[13 + 6 * n]
 if traceparent and #traceparent == 55 then
   event[#event + 1] = 'tp'
@@ -201,52 +198,25 @@ for i = 1, n do
   local kind = ARGV[base + 1]
   local value = ARGV[base + 5]
   if kind == 'a' then value = values[i] elseif kind == 'd' then value = '' end
-  local v = cur[i] + 1
-  versions[i] = v
-  local s = tostring(i)
-  event[#event + 1] = 'k' .. s
-  event[#event + 1] = ARGV[base + 3]
-  event[#event + 1] = 'v' .. s
-  event[#event + 1] = v
-  event[#event + 1] = 'o' .. s
-  event[#event + 1] = kind
-  event[#event + 1] = 'd' .. s
-  event[#event + 1] = value
+  versions[i] = cur[i] + 1
+  add_event_op(event, i, ARGV[base + 3], versions[i], kind, value)
 end
 
 -- The first write, and the only one that can still fail: nothing is written when it does. A
 -- role user may XADD an event with a high id to the log (it needs XADD there); the commit
 -- then takes the next revision after it, so the board stays writable, and every reader drops
 -- the forged event (no record backs it).
-local rev, xerr = append_event(KEYS[2], tonumber(ARGV[4]) or 0, counter + 1, event)
-if not rev then return {'corrupt', 0, 'the change log refused the event: ' .. xerr} end
-redis.call('INCRBY', KEYS[1], rev - counter)
+local rev, xerr = take_revision(KEYS[1], KEYS[2], tonumber(ARGV[4]) or 0, counter, event)
+if not rev then return {'corrupt', 0, xerr} end
 
 for i = 1, n do
   local base = 11 + (i - 1) * 6
   local key = KEYS[5 + i]
   local kind = ARGV[base + 1]
-  local entry_key = ARGV[base + 3]
-  local meta = ARGV[base + 4]
   local value = ARGV[base + 5]
   if kind == 'a' then value = values[i] elseif kind == 'd' then value = '' end
-  local v = versions[i]
-  local rec = rev .. '|' .. ts .. '|' .. kind .. '|' .. #meta .. '|' .. meta .. value
-  local lo = lo_of[key] or v
-  local newlo = lo
-  if v - lo >= keep then
-    newlo = v - keep + 1
-    local stop = math.min(newlo - 1, lo + 1000)
-    for old = lo, stop do redis.call('HDEL', key, tostring(old)) end
-    newlo = stop + 1
-  end
-  redis.call('HSET', key, 'v', v, 'r', rev, 'lo', newlo, 'x', kind == 'd' and 1 or 0, tostring(v), rec)
-  lo_of[key] = newlo
-  if kind == 'd' then
-    redis.call('ZREM', KEYS[3], entry_key)
-  elseif cur[i] == 0 or deleted[i] then
-    redis.call('ZADD', KEYS[3], 0, entry_key)
-  end
+  lo_of[key] = write_version(key, versions[i], lo_of[key], keep, rev, ts, kind, ARGV[base + 4], value)
+  index_write(KEYS[3], ARGV[base + 3], kind, cur[i] > 0 and not deleted[i])
 end
 
 if claim_id then  -- 'claim' and 'lease' fences: this commit acknowledges the claim
@@ -254,5 +224,5 @@ if claim_id then  -- 'claim' and 'lease' fences: this commit acknowledges the cl
 end
 
 local result = rev .. '|' .. ts .. '|' .. table.concat(versions, ',')
-redis.call('SET', KEYS[4], result .. '#' .. ARGV[1], 'EX', tonumber(ARGV[2]))
+remember(KEYS[4], result .. '#' .. ARGV[1], ARGV[2])
 return {'ok', rev, ts, versions, values}

@@ -18,7 +18,8 @@
 -- ARGV[1] idempotency record TTL, seconds
 -- ARGV[2] versions of history kept per entry (>= 1)
 -- ARGV[3] approximate change-log length cap (0 = no cap)
--- ARGV[4] fence mode: '' none | 'eq' (GET fence == token)    ARGV[5] fence token
+-- ARGV[4] fence mode: '' none | 'eq' (GET fence == token; any other mode is refused,
+--         check_lease_fence in preamble.lua)    ARGV[5] fence token
 -- ARGV[6] writer id (the compactor)   ARGV[7] entry key
 -- ARGV[8] expectation on the entry: '*' any | '0' absent or deleted | version
 -- ARGV[9] meta blob (msgpack)         ARGV[10] merged value (msgpack)
@@ -44,16 +45,13 @@ if idem then
   return {'dup', idem}
 end
 
-if ARGV[4] == 'eq' then
-  local held = redis.call('GET', KEYS[5])
-  if held ~= ARGV[5] then
-    return {'fenced', 'lease is held by ' .. tostring(held)}
-  end
-end
+local fenced = check_lease_fence(KEYS[5], ARGV[4], ARGV[5])
+if fenced then return fenced end
 
-local state = redis.call('HMGET', KEYS[6], 'v', 'x')
+local state = redis.call('HMGET', KEYS[6], 'v', 'x', 'lo')
 local cur = tonumber(state[1]) or 0
 local deleted = state[2] == '1'
+local lo = tonumber(state[3])  -- the oldest retained version (write_version)
 if cur == 0 and redis.call('EXISTS', KEYS[6]) == 1 then
   return {'corrupt', 'a hash without a version field is in the way'}
 end
@@ -67,7 +65,7 @@ local n = tonumber(ARGV[12])
 for i = 1, n do
   local base = 12 + (i - 1) * 3
   local rec = redis.call('HGET', KEYS[7], ARGV[base + 1])
-  if not rec or string.sub(rec, 1, string.find(rec, '|', 1, true) - 1) ~= ARGV[base + 2] then
+  if not rec or rev_of_record(rec) ~= tonumber(ARGV[base + 2]) then
     return {'moved', ARGV[base + 1]}
   end
 end
@@ -81,8 +79,7 @@ if not counter then return {'corrupt', why} end
 if not type_ok(KEYS[3], 'zset') or not type_ok(KEYS[8], 'zset') or not type_ok(KEYS[9], 'zset') then
   return {'corrupt', 'an index of the board holds another type'}
 end
-local t = redis.call('TIME')
-local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ts = now_ms()
 local keep = tonumber(ARGV[2])
 local meta = ARGV[9]
 local value = ARGV[10]
@@ -94,59 +91,35 @@ if count < 16 then
 else
   header = string.char(0xdc, math.floor(count / 256), count % 256)
 end
-local event = {'t', ts, 'w', ARGV[6], 'a', '', 'n', 1, 'k1', ARGV[7], 'v1', v, 'o1', 'm',
-  'd1', value, 's', ARGV[11], 'mp', header .. table.concat(merged)}
+local event = new_event(ts, ARGV[6], '', 1)
+add_event_op(event, 1, ARGV[7], v, 'm', value)
+event[#event + 1] = 's'
+event[#event + 1] = ARGV[11]
+event[#event + 1] = 'mp'
+event[#event + 1] = header .. table.concat(merged)
 -- the first write (see commit.lua): nothing is written when the log refuses it
-local rev, xerr = append_event(KEYS[2], tonumber(ARGV[3]) or 0, counter + 1, event)
-if not rev then return {'corrupt', 'the change log refused the event: ' .. xerr} end
-redis.call('INCRBY', KEYS[1], rev - counter)
+local rev, xerr = take_revision(KEYS[1], KEYS[2], tonumber(ARGV[3]) or 0, counter, event)
+if not rev then return {'corrupt', xerr} end
 for i = 1, n do
   redis.call('HDEL', KEYS[7], ARGV[12 + (i - 1) * 3 + 1])
 end
 
-local rec = rev .. '|' .. ts .. '|m|' .. #meta .. '|' .. meta .. value
-local lo = tonumber(redis.call('HGET', KEYS[6], 'lo')) or v
-local newlo = lo
-if v - lo >= keep then
-  newlo = v - keep + 1
-  local stop = math.min(newlo - 1, lo + 1000)
-  for old = lo, stop do redis.call('HDEL', KEYS[6], tostring(old)) end
-  newlo = stop + 1
-end
-redis.call('HSET', KEYS[6], 'v', v, 'r', rev, 'lo', newlo, 'x', 0, tostring(v), rec)
-if not live then
-  redis.call('ZADD', KEYS[3], 0, ARGV[7])
-end
-
--- the value part of a proposal record (see propose.lua); a malformed record, written by
--- hand, counts as its own distinct value
-local function value_of(r)
-  local _, stop, mlen = string.find(r, '^%d+|%d+|[^|]*|%d+|(%d+)|')
-  if not stop then return r end
-  return string.sub(r, stop + 1 + tonumber(mlen))
-end
+write_version(KEYS[6], v, lo, keep, rev, ts, 'm', meta, value)
+index_write(KEYS[3], ARGV[7], 'm', live)
 
 local left = redis.call('HVALS', KEYS[7])
 local divergent = 0
 if #left == 0 then
   redis.call('ZREM', KEYS[8], ARGV[7])
   redis.call('ZREM', KEYS[9], ARGV[7])
+elseif proposals_diverge(left) then
+  divergent = 1
+  local score = redis.call('ZSCORE', KEYS[8], ARGV[7]) or rev
+  redis.call('ZADD', KEYS[9], score, ARGV[7])
 else
-  local first = value_of(left[1])
-  for i = 2, #left do
-    if value_of(left[i]) ~= first then
-      divergent = 1
-      break
-    end
-  end
-  if divergent == 1 then
-    local score = redis.call('ZSCORE', KEYS[8], ARGV[7]) or rev
-    redis.call('ZADD', KEYS[9], score, ARGV[7])
-  else
-    redis.call('ZREM', KEYS[9], ARGV[7])
-  end
+  redis.call('ZREM', KEYS[9], ARGV[7])
 end
 
 local result = rev .. '|' .. ts .. '|' .. v .. '|' .. count
-redis.call('SET', KEYS[4], result, 'EX', tonumber(ARGV[1]))
+remember(KEYS[4], result, ARGV[1])
 return {'ok', rev, ts, v, count, #left, divergent}

@@ -1,6 +1,9 @@
--- preamble.lua: functions shared by the scripts that commit on behalf of a writer
--- (commit.lua, propose.lua). scripts.py prepends this text to them, so one fence and one
--- idempotency check serve every such script and a new fence mode reaches all of them.
+-- preamble.lua: the helpers the library's functions share, defined once at library level
+-- (functions.py puts this text before every function of the library). A step that more than
+-- one function takes lives here and only here: the fence checks, the idempotency record, the
+-- server clock, entry and proposal records, change-log events and taking a revision, writing
+-- a version with its history trim, the live-key index. A new fence mode, a record format or
+-- a history rule then changes in one place and reaches every function that uses it.
 
 -- The stored reply of a commit that used this idempotency key, or nil.
 -- `stored` is 'result#fingerprint'; a different non-empty fingerprint means the key came
@@ -56,6 +59,66 @@ local function check_fence(key, mode, token, consumer, group)
     return {'fenced', 'claim ' .. id .. ' expired: unrenewed for ' .. p[1][3] .. ' ms'}, nil
   end
   return nil, id
+end
+
+-- Check the fence of a function that only a lease guards (merge.lua, trim_*.lua,
+-- sweep_activations.lua): mode '' or 'eq', as in check_fence. Any other mode is refused, not
+-- ignored (a claim fence passed here would otherwise let the write through unfenced).
+local function check_lease_fence(key, mode, token)
+  if mode ~= '' and mode ~= 'eq' then
+    return {'fenced', 'unknown fence mode ' .. mode .. ' (this function takes \'\' or \'eq\')'}
+  end
+  return (check_fence(key, mode, token))
+end
+
+-- Store a commit's reply under its idempotency key for `ttl` seconds (read back by replay).
+local function remember(idem_key, stored, ttl)
+  redis.call('SET', idem_key, stored, 'EX', tonumber(ttl))
+end
+
+-- The server's clock in unix milliseconds (one TIME call).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- An entry record (one field per version in the entry hash):
+--   '<revision>|<time_ms>|<kind>|<len(meta)>|' .. meta .. value
+local function entry_record(rev, ts, kind, meta, value)
+  return rev .. '|' .. ts .. '|' .. kind .. '|' .. #meta .. '|' .. meta .. value
+end
+
+-- The value bytes of an entry record, or nil when it is malformed.
+local function entry_value(rec)
+  local _, stop, mlen = string.find(rec, '^%d+|%d+|%a|(%d+)|')
+  if not stop or stop + tonumber(mlen) >= #rec then return nil end
+  return string.sub(rec, stop + 1 + tonumber(mlen))
+end
+
+-- A proposal record (one field per proposer in the proposals hash of an entry):
+--   '<revision>|<time_ms>|<confidence>|<base version>|<len(meta)>|' .. meta .. value
+local function proposal_record(rev, ts, confidence, base, meta, value)
+  return rev .. '|' .. ts .. '|' .. confidence .. '|' .. base .. '|' .. #meta .. '|' .. meta .. value
+end
+
+-- The value part of a proposal record; a malformed record, written by hand, counts as its own
+-- distinct value.
+local function proposal_value(rec)
+  local _, stop, mlen = string.find(rec, '^%d+|%d+|[^|]*|%d+|(%d+)|')
+  if not stop then return rec end
+  return string.sub(rec, stop + 1 + tonumber(mlen))
+end
+
+-- Whether proposal records hold different values: by encoding, equal bytes are equal values;
+-- values that differ only in encoding are settled by the compactor, which compares decoded
+-- values.
+local function proposals_diverge(records)
+  if #records < 2 then return false end
+  local first = proposal_value(records[1])
+  for i = 2, #records do
+    if proposal_value(records[i]) ~= first then return true end
+  end
+  return false
 end
 
 
@@ -119,6 +182,23 @@ local function stream_id(id)
   return tonumber(ms) or 0, tonumber(seq) or 0
 end
 
+-- Whether stream id `a` comes before `b`.
+local function id_before(a, b)
+  local ams, aseq = stream_id(a)
+  local bms, bseq = stream_id(b)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+
+-- The name and last-delivered id of one consumer group of an XINFO GROUPS reply.
+local function group_info(g)
+  local name, delivered
+  for j = 1, #g, 2 do
+    if g[j] == 'name' then name = g[j + 1] end
+    if g[j] == 'last-delivered-id' then delivered = g[j + 1] end
+  end
+  return name, delivered
+end
+
 -- Whether an outcome reported for activation `act_id` is backed: the activation exists, and
 -- its queue entry was delivered to an agent of its role and is no longer pending (finish.lua
 -- acknowledges the claim and reports in one call). A forged outcome for an activation nobody
@@ -133,16 +213,8 @@ local function outcome_backed(prefix, act_id)
   local groups = redis.pcall('XINFO', 'GROUPS', queue)
   if type(groups) ~= 'table' or groups.err then return false end
   for _, g in ipairs(groups) do
-    local name, last
-    for j = 1, #g, 2 do
-      if g[j] == 'name' then name = g[j + 1] end
-      if g[j] == 'last-delivered-id' then last = g[j + 1] end
-    end
-    if name == 'agents' then
-      local ams, aseq = stream_id(rec[2])
-      local lms, lseq = stream_id(last)
-      return ams < lms or (ams == lms and aseq <= lseq)
-    end
+    local name, last = group_info(g)
+    if name == 'agents' then return not id_before(last, rec[2]) end
   end
   return false
 end
@@ -209,6 +281,67 @@ local function append_event(log_key, cap, rev, event)
     if type(res) == 'table' and res.err then return nil, res.err end
   end
   return rev
+end
+
+-- A change-log event's head: time, writer, activation id ('' = none), number of operations.
+-- add_event_op appends each operation; fields of the event's kind ('tp', 's', 'mp') go where
+-- the caller puts them.
+local function new_event(ts, writer, activation, n)
+  return {'t', ts, 'w', writer, 'a', activation, 'n', n}
+end
+
+-- Append operation `i` to an event: entry key, version written (or read, for 'q'), kind and
+-- payload ('k<i>', 'v<i>', 'o<i>', 'd<i>').
+local function add_event_op(event, i, entry_key, version, kind, data)
+  local s = tostring(i)
+  local m = #event
+  event[m + 1] = 'k' .. s
+  event[m + 2] = entry_key
+  event[m + 3] = 'v' .. s
+  event[m + 4] = version
+  event[m + 5] = 'o' .. s
+  event[m + 6] = kind
+  event[m + 7] = 'd' .. s
+  event[m + 8] = data
+end
+
+-- Take the board's next revision for a commit: append `event` to the log (append_event, the
+-- first write) and move the counter, read by read_counter as `counter`, up to it. Returns the
+-- revision, or nil and why (then nothing was written).
+local function take_revision(rev_key, log_key, cap, counter, event)
+  local rev, err = append_event(log_key, cap, counter + 1, event)
+  if not rev then return nil, 'the change log refused the event: ' .. err end
+  redis.call('INCRBY', rev_key, rev - counter)
+  return rev
+end
+
+-- Write version `v` (kind 'p' put | 'd' delete | 'a' apply | 'm' merge) of the entry hash
+-- `key` at revision `rev`, and trim its history to the last `keep` versions. `lo` is the
+-- oldest version retained before this write (false or nil: none). At most 1001 old versions
+-- go per write, so a lowered `keep` never blocks the server: later writes and trim_history
+-- catch up. Returns the new oldest retained version.
+local function write_version(key, v, lo, keep, rev, ts, kind, meta, value)
+  lo = lo or v
+  local newlo = lo
+  if v - lo >= keep then
+    newlo = v - keep + 1
+    local stop = math.min(newlo - 1, lo + 1000)
+    for old = lo, stop do redis.call('HDEL', key, tostring(old)) end
+    newlo = stop + 1
+  end
+  redis.call('HSET', key, 'v', v, 'r', rev, 'lo', newlo, 'x', kind == 'd' and 1 or 0,
+    tostring(v), entry_record(rev, ts, kind, meta, value))
+  return newlo
+end
+
+-- Keep the live-key index (a zset of entry keys) in step with a write of `kind`: a delete
+-- leaves it, a write to an entry that was not live (absent or deleted) joins it.
+local function index_write(index_key, entry_key, kind, was_live)
+  if kind == 'd' then
+    redis.call('ZREM', index_key, entry_key)
+  elseif not was_live then
+    redis.call('ZADD', index_key, 0, entry_key)
+  end
 end
 
 -- Whether `key` holds a `kind` ('zset', 'hash', ...) or nothing.

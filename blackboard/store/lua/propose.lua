@@ -13,7 +13,7 @@
 -- ARGV[2] idempotency record TTL, seconds
 -- ARGV[3] approximate change-log length cap (0 = no cap)
 -- ARGV[4] fence mode: '' | 'eq' | 'claim' | 'lease', as in commit.lua (check_fence() in
---         preamble.lua, which scripts.py prepends); checked here, never acknowledged
+--         preamble.lua); checked here, never acknowledged
 -- ARGV[5..7] fence arguments
 -- ARGV[8] proposer (the writer id)    ARGV[9] activation id ('' = none)
 -- ARGV[10] entry key                  ARGV[11] confidence ('' = none)
@@ -28,6 +28,7 @@
 --
 -- A proposal record (one field per proposer in the proposals hash) is
 --   '<revision>|<time_ms>|<confidence>|<base version>|<len(meta)>|' .. meta .. value
+-- (proposal_record and proposal_value in preamble.lua)
 
 local replayed = replay(KEYS[3], ARGV[1])
 if replayed then return replayed end
@@ -58,38 +59,18 @@ if not (may('HSET', KEYS[6], 'p', 'r') and may('XADD', KEYS[2], '1-1', 'k', 'v')
     and may('ZADD', KEYS[8], '0', 'k') and may('SET', KEYS[3], 'v')) then
   return {'denied', 0, 'this Redis user may not propose on this board'}
 end
-local t = redis.call('TIME')
-local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local meta = ARGV[12]
+local ts = now_ms()
 local value = ARGV[13]
-local event = {'t', ts, 'w', ARGV[8], 'a', ARGV[9], 'n', 1,
-  'k1', ARGV[10], 'v1', base, 'o1', 'q', 'd1', ARGV[14] .. value}
+local event = new_event(ts, ARGV[8], ARGV[9], 1)
+add_event_op(event, 1, ARGV[10], base, 'q', ARGV[14] .. value)
 -- the first write (see commit.lua): nothing is written when the log refuses it
-local rev, xerr = append_event(KEYS[2], tonumber(ARGV[3]) or 0, counter + 1, event)
-if not rev then return {'corrupt', 0, 'the change log refused the event: ' .. xerr} end
-redis.call('INCRBY', KEYS[1], rev - counter)
-local rec = rev .. '|' .. ts .. '|' .. ARGV[11] .. '|' .. base .. '|' .. #meta .. '|' .. meta .. value
-redis.call('HSET', KEYS[6], ARGV[8], rec)
+local rev, xerr = take_revision(KEYS[1], KEYS[2], tonumber(ARGV[3]) or 0, counter, event)
+if not rev then return {'corrupt', 0, xerr} end
+redis.call('HSET', KEYS[6], ARGV[8], proposal_record(rev, ts, ARGV[11], base, ARGV[12], value))
 
--- the value part of a proposal record
--- (a malformed record, written by hand, counts as its own distinct value)
-local function value_of(r)
-  local _, stop, mlen = string.find(r, '^%d+|%d+|[^|]*|%d+|(%d+)|')
-  if not stop then return r end
-  return string.sub(r, stop + 1 + tonumber(mlen))
-end
-
--- divergent when two proposals differ (by encoding: equal bytes are equal values; values
--- that differ only in encoding are settled by the compactor, which compares decoded values)
+-- divergent when two proposals differ (proposals_diverge in preamble.lua)
 local divergent = 0
-local all = redis.call('HVALS', KEYS[6])
-for i = 1, #all do
-  local other = all[i]
-  if #all > 1 and value_of(other) ~= value then
-    divergent = 1
-    break
-  end
-end
+if proposals_diverge(redis.call('HVALS', KEYS[6])) then divergent = 1 end
 redis.call('ZADD', KEYS[7], rev, ARGV[10])
 if divergent == 1 then
   redis.call('ZADD', KEYS[8], rev, ARGV[10])
@@ -98,5 +79,5 @@ else
 end
 
 local result = rev .. '|' .. ts .. '|' .. base
-redis.call('SET', KEYS[3], result .. '#' .. ARGV[1], 'EX', tonumber(ARGV[2]))
+remember(KEYS[3], result .. '#' .. ARGV[1], ARGV[2])
 return {'ok', rev, ts, base, divergent}

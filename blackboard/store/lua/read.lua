@@ -25,8 +25,7 @@ local lo = tonumber(state[2]) or 1
 local function rev_of(v)
   local rec = redis.call('HGET', KEYS[1], tostring(v))
   if not rec then return nil, nil end
-  local p = string.find(rec, '|', 1, true)
-  return tonumber(string.sub(rec, 1, (p or 1) - 1)), rec
+  return rev_of_record(rec), rec
 end
 
 local want

@@ -1,5 +1,5 @@
 -- reducers.lua: the server-side reducers of commit.lua (add, append, union, max, min) and the
--- msgpack reading they need. Loaded once at library level (scripts.py), not per call.
+-- msgpack reading they need. Loaded once at library level (functions.py), not per call.
 
 -- Reducers work on msgpack bytes. Lists are spliced as bytes, so every item (nil, an empty
 -- map, bytes, a big integer) stays exactly as the client encoded it: a Lua table can neither

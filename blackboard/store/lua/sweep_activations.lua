@@ -6,17 +6,13 @@
 --
 -- KEYS[1] fence key (the compactor lease)   KEYS[2] open-activations hash
 -- KEYS[3..] activation record hashes
--- ARGV[1] fence mode '' | 'eq'     ARGV[2] fence token     ARGV[3] cutoff, unix ms
+-- ARGV[1] fence mode '' | 'eq' (others refused)     ARGV[2] fence token     ARGV[3] cutoff, unix ms
 -- ARGV[4..] the activation id of each record, in KEYS order
 --
 -- Returns {'ok', records deleted} or {'fenced', reason}.
 
-if ARGV[1] == 'eq' then
-  local held = redis.call('GET', KEYS[1])
-  if held ~= ARGV[2] then
-    return {'fenced', 'lease is held by ' .. tostring(held)}
-  end
-end
+local fenced = check_lease_fence(KEYS[1], ARGV[1], ARGV[2])
+if fenced then return fenced end
 
 local cutoff = tonumber(ARGV[3])
 local cleared = 0

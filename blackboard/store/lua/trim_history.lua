@@ -7,19 +7,15 @@
 -- which keeps `get(version=)` and `get(at_revision=)` answering HistoryTrimmedError.
 --
 -- KEYS[1] fence key (the compactor lease)   KEYS[2..] entry hashes
--- ARGV[1] fence mode '' | 'eq'     ARGV[2] fence token
+-- ARGV[1] fence mode '' | 'eq' (others refused)     ARGV[2] fence token
 -- ARGV[3] most versions kept per entry (>= 1)
 -- ARGV[4] age cutoff, unix milliseconds (0 = no age limit)
 -- ARGV[5] most versions removed by this call
 --
 -- Returns {'ok', versions removed, entries touched} or {'fenced', reason}.
 
-if ARGV[1] == 'eq' then
-  local held = redis.call('GET', KEYS[1])
-  if held ~= ARGV[2] then
-    return {'fenced', 'lease is held by ' .. tostring(held)}
-  end
-end
+local fenced = check_lease_fence(KEYS[1], ARGV[1], ARGV[2])
+if fenced then return fenced end
 
 local keep = tonumber(ARGV[3])
 local cutoff = tonumber(ARGV[4])

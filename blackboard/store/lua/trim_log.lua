@@ -9,7 +9,7 @@
 -- server for long; the caller repeats while it removes a full batch.
 --
 -- KEYS[1] change log stream    KEYS[2] fence key (the compactor lease)
--- ARGV[1] fence mode '' | 'eq'     ARGV[2] fence token
+-- ARGV[1] fence mode '' | 'eq' (others refused)     ARGV[2] fence token
 -- ARGV[3] most events kept (0 = no count limit)
 -- ARGV[4] age cutoff, unix milliseconds (0 = no age limit)
 -- ARGV[5] most events removed by this call
@@ -17,15 +17,11 @@
 -- Returns {'ok', events removed, oldest revision kept (0 = log empty), group that held the
 -- cut back or ''} or {'fenced', reason}.
 
-if ARGV[1] == 'eq' then
-  local held = redis.call('GET', KEYS[2])
-  if held ~= ARGV[2] then
-    return {'fenced', 'lease is held by ' .. tostring(held)}
-  end
-end
+local fenced = check_lease_fence(KEYS[2], ARGV[1], ARGV[2])
+if fenced then return fenced end
 
-local function rev_of(id)
-  return tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
+local function rev_of(id)  -- event ids are '<revision>-1'
+  return (stream_id(id))
 end
 
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
@@ -64,11 +60,7 @@ end
 local held_by = ''
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 for _, g in ipairs(groups) do
-  local name, delivered
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] end
-    if g[i] == 'last-delivered-id' then delivered = g[i + 1] end
-  end
+  local name, delivered = group_info(g)
   local floor = rev_of(delivered) + 1
   local pending = redis.call('XPENDING', KEYS[1], name)
   if pending[1] > 0 and rev_of(pending[2]) < floor then
