@@ -39,8 +39,11 @@ def activation_id(role: str, key: str, version: int) -> str:
     return f"{role}:{digest}"
 
 
+_packb = msgpack.Packer(use_bin_type=True).pack  # reused: one Packer, not one per call
+
+
 def _pack(obj: Any) -> bytes:
-    return bytes(msgpack.packb(obj, use_bin_type=True))
+    return bytes(_packb(obj))
 
 
 @dataclass(frozen=True, slots=True)

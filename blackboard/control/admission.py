@@ -11,7 +11,7 @@ board.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from typing import Any
 
 from blackboard.board.client import Board
@@ -59,13 +59,37 @@ class Admission:
         self.agenda = agenda
         self._known = _Known(agenda)
 
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self._policy = policy
+        self._escalation: dict[str, tuple[float, str | None]] = {}
+
+    def escalation_of(self, role: str) -> tuple[float, str | None]:
+        """The confidence below which a result of `role` escalates (0: never) and the role
+        it goes to (None: nowhere); computed once per role and policy."""
+        found = self._escalation.get(role)
+        if found is None:
+            policy = self._policy
+            found = (policy.threshold(role), policy.escalation_target(role))
+            self._escalation[role] = found
+        return found
+
+    def escalates(self, role: str) -> bool:
+        """Whether a low-confidence result of `role` is escalated somewhere."""
+        threshold, target = self.escalation_of(role)
+        return threshold > 0 and target is not None
+
     async def admit(
         self,
         batch: GrantBatch,
         entry_id: str,
         change: Change,
         raw_value: bytes,
-        found: list[Match],
+        found: Sequence[Match],
         parent_id: str | None,
         parent: OpenActivation | None,
         now: float,
@@ -80,8 +104,7 @@ class Admission:
         cands: list[tuple[Candidate, Rule | None]] = []
         if parent is not None and change.kind in ("put", "apply", "merge"):
             conf = confidence_of(change.value, policy.escalation.field)
-            threshold = policy.threshold(parent.role)
-            target = policy.escalation_target(parent.role)
+            threshold, target = self.escalation_of(parent.role)
             esc = escalation(conf, threshold, parent.role, target)
             if not esc.ok and target is not None:
                 for m in matches:

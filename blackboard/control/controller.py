@@ -39,7 +39,7 @@ from blackboard.control.grant_batch import Fenced, GrantBatch
 from blackboard.control.policy import Policy, roles_of
 from blackboard.control.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
 from blackboard.control.role_steering import ROLE_COMMANDS, RoleSteering
-from blackboard.control.rules import compile_rules, rules_for_key
+from blackboard.control.rules import RuleIndex, compile_rules
 from blackboard.errors import BlackboardError
 from blackboard.settings import Settings
 from blackboard.store import codec, functions
@@ -94,7 +94,7 @@ class Controller:
             self.settings.controller_lease,
         )
         self.policy = Policy()
-        self._compiled = compile_rules(self.policy)
+        self._rules = RuleIndex(compile_rules(self.policy))
         self.agenda = Agenda(self.policy)
         self.admission = Admission(board, self.policy, self.agenda)
         self.leading = asyncio.Event()
@@ -199,11 +199,11 @@ class Controller:
             )
         self.policy = loaded[0] if loaded else Policy()
         try:
-            self._compiled = compile_rules(self.policy)
+            self._rules = RuleIndex(compile_rules(self.policy))
         except Exception as exc:  # stored before validation caught it: run none, stay up
             log.error("the policy on the board cannot run, running none: %r", exc)
             self.policy = Policy()
-            self._compiled = compile_rules(self.policy)
+            self._rules = RuleIndex(compile_rules(self.policy))
         self.agenda = Agenda(self.policy)
         self.admission = Admission(self.board, self.policy, self.agenda)
         self._waiting_events.clear()
@@ -481,18 +481,13 @@ class Controller:
                 self._finish(batch, parent_id, True, "", writer, now)
             else:
                 parent = await self._lookup(parent_id)
-        policy = self.policy
-        escalating = (
-            parent is not None
-            and policy.threshold(parent.role) > 0
-            and policy.escalation_target(parent.role) is not None
-        )
+        escalating = parent is not None and self.admission.escalates(parent.role)
         waiting = 0
         for i in range(1, n + 1):
             s = str(i).encode()
             try:
                 key = fields[b"k" + s].decode()
-                matches = rules_for_key(self._compiled, key)
+                matches = self._rules.match(key)
                 if not matches and not escalating and key != POLICY_KEY:
                     continue
                 kind = KINDS[fields[b"o" + s]]
@@ -552,7 +547,7 @@ class Controller:
             batch.refuse(change, "", "policy", why, now)
             return
         self.policy = policy
-        self._compiled = compiled
+        self._rules = RuleIndex(compiled)
         self.agenda.set_policy(policy)
         self.admission.policy = policy
         log.info("policy v%d (%s) in force", change.version, policy.name or "unnamed")

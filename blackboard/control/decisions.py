@@ -21,6 +21,8 @@ from blackboard.store.keys import check_key
 
 __all__ = ["controller_status", "decision", "explain", "read_activation"]
 
+_packb = msgpack.Packer(use_bin_type=True).pack  # reused: one Packer, not one per record
+
 
 def decision(
     what: str,
@@ -50,7 +52,7 @@ def decision(
     }
     if command:
         record["c"] = command
-    return bytes(msgpack.packb(record, use_bin_type=True))
+    return bytes(_packb(record))
 
 
 async def read_activation(board: Board, activation_id: str) -> dict[str, Any] | None:

@@ -35,13 +35,18 @@ class Fenced(Exception):
         super().__init__(f"the controller lease is held by {holder or 'nobody'}")
 
 
+# one Packer each, reused (msgpack.packb builds a new one per call; the controller is one task)
+_packb = msgpack.Packer(use_bin_type=True).pack
+_packb_raw = msgpack.Packer(use_bin_type=False).pack
+
+
 def pack(obj: Any) -> bytes:
-    return bytes(msgpack.packb(obj, use_bin_type=True))
+    return bytes(_packb(obj))
 
 
 def _pack_for_lua(obj: Any) -> bytes:
     # Redis's cmsgpack reads no bin type: bytes go as msgpack raw strings
-    return bytes(msgpack.packb(obj, use_bin_type=False))
+    return bytes(_packb_raw(obj))
 
 
 class GrantBatch:

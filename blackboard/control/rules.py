@@ -18,6 +18,7 @@ from blackboard.control.policy import Condition, Policy, Rule
 
 __all__ = [
     "Match",
+    "RuleIndex",
     "applies",
     "compile_pattern",
     "compile_rules",
@@ -143,6 +144,36 @@ def rules_for_key(compiled: list[tuple[Rule, re.Pattern[str]]], key: str) -> lis
         if m is not None:
             out.append(Match(rule, m.groups()))
     return out
+
+
+class RuleIndex:
+    """A policy's compiled rules with the matches of the keys seen lately. Which patterns a
+    key matches depends on the key and the rules only, so a key is matched once while it
+    stays in the cache (at most `size` keys, the oldest out first); kinds and conditions are
+    checked per change. A new policy gets a new index."""
+
+    __slots__ = ("_cache", "_size", "compiled")
+
+    def __init__(self, compiled: list[tuple[Rule, re.Pattern[str]]], size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError(f"RuleIndex size must be at least 1, got {size}")
+        self.compiled = compiled
+        self._size = size
+        self._cache: dict[str, tuple[Match, ...]] = {}
+
+    def __len__(self) -> int:
+        """How many keys are cached."""
+        return len(self._cache)
+
+    def match(self, key: str) -> tuple[Match, ...]:
+        """The rules whose pattern matches `key`, in document order (see `rules_for_key`)."""
+        found = self._cache.get(key)
+        if found is None:
+            found = tuple(rules_for_key(self.compiled, key))
+            if len(self._cache) >= self._size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = found
+        return found
 
 
 def applies(rule: Rule, kind: str, value: Any) -> bool:

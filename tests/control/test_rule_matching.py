@@ -7,11 +7,14 @@ import pytest
 from blackboard.control.policy import Condition, parse_policy
 from blackboard.control.rules import (
     MISSING,
+    RuleIndex,
     compile_pattern,
+    compile_rules,
     condition_holds,
     lookup,
     match_rules,
     render,
+    rules_for_key,
 )
 
 
@@ -109,3 +112,20 @@ kinds = ["delete"]
     deleted = match_rules(policy, "ticket/1/x", "delete", None)
     assert [m.rule.name for m in deleted] == ["any-delete"]
     assert deleted[0].resource("ticket/1/x") == "ticket/1/x"
+
+
+def test_rule_index_matches_like_rules_for_key_and_stays_bounded() -> None:
+    policy = parse_policy(
+        '[[rule]]\nname = "a"\non = "t/*"\nrole = "x"\n'
+        '[[rule]]\nname = "b"\non = "t/**"\nrole = "y"\n'
+    )
+    compiled = compile_rules(policy)
+    index = RuleIndex(compiled, size=2)
+    for key in ("t/1", "t/1/2", "u/1", "t/1", "t/3", "t/1/2"):
+        assert index.match(key) == tuple(rules_for_key(compiled, key))
+        assert index.match(key) is index.match(key)  # the second look is the cached one
+    assert [m.rule.name for m in index.match("t/9")] == ["a", "b"]
+    assert [m.captures for m in index.match("t/9/8")] == [("9/8",)]
+    assert len(index) <= 2
+    with pytest.raises(ValueError, match="at least 1"):
+        RuleIndex(compiled, size=0)
