@@ -38,10 +38,9 @@ from blackboard.compaction.merge_functions import MergeFunctions
 from blackboard.compaction.reconcile import Reconciler, Report, RoundStats
 from blackboard.errors import BlackboardError, LeaseLostError, MergePolicyError
 from blackboard.store import functions
+from blackboard.store.keys import POLICY_KEY
 
 __all__ = ["POLICY_KEY", "Compactor", "CompactorLease", "CompactorStats", "merge_tables"]
-
-POLICY_KEY = "sys/policy"
 
 
 def merge_tables(document: Any) -> dict[str, Any]:
