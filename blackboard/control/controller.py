@@ -35,17 +35,17 @@ from blackboard.board.watch import check_args
 from blackboard.control.admission import Admission, candidate
 from blackboard.control.agenda import Agenda, Candidate, OpenActivation
 from blackboard.control.decisions import decision
-from blackboard.control.grant_batch import Fenced, GrantBatch
+from blackboard.control.grant_batch import GrantBatch
 from blackboard.control.policy import Policy, roles_of
 from blackboard.control.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
 from blackboard.control.role_steering import ROLE_COMMANDS, RoleSteering
 from blackboard.control.rules import compile_rules, rules_for_key
-from blackboard.errors import BlackboardError
+from blackboard.errors import BlackboardError, StaleLeaseError
 from blackboard.settings import Settings
 from blackboard.store import codec, functions
 from blackboard.store.codec import KINDS
 from blackboard.store.entry import Change
-from blackboard.store.lease import LeaderLease
+from blackboard.store.lease import Lease
 
 __all__ = ["GROUP", "Controller"]
 
@@ -86,7 +86,7 @@ class Controller:
         self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
         self.settings = settings or board.settings
         self.clock = clock
-        self.lease = LeaderLease(
+        self.lease = Lease(
             self.redis,
             self.keys.controller_lease,
             self.keys.controller_epoch,
@@ -768,7 +768,7 @@ class Controller:
             queued_ids = await batch.write(
                 self.redis, self.lease.token, GROUP, ttls, self.board.durability
             )
-        except Fenced:
+        except StaleLeaseError:
             self._deposed = True
             raise _Deposed() from None
         for act_id, new_id in zip(batch.requeued, batch.requeued_ids, strict=False):
