@@ -23,7 +23,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack
@@ -79,8 +79,11 @@ class Controller:
         name: str | None = None,
         settings: Settings | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.board = board
+        self.monotonic, self.sleep = monotonic, sleep  # time the lease renewal (tests inject)
         self.redis = board.redis
         self.keys = board.keys_
         self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
@@ -170,17 +173,17 @@ class Controller:
 
     async def _renew_loop(self) -> None:
         ttl = self.settings.controller_lease
-        renewed = time.monotonic()
+        renewed = self.monotonic()
         while True:
-            await asyncio.sleep(ttl / 3)
+            await self.sleep(ttl / 3)
             try:
                 if not await self.lease.renew():
                     self._deposed = True
                     return
-                renewed = time.monotonic()
+                renewed = self.monotonic()
             except BlackboardError as exc:
                 log.warning("lease renewal failed: %s", exc)
-                if time.monotonic() - renewed > ttl:
+                if self.monotonic() - renewed > ttl:
                     # the lease has run out by now: stop acting as the leader
                     self._deposed = True
                     return

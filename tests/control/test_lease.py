@@ -1,10 +1,14 @@
 """The one lease (store/lease.py, lease.lua) that the controller and the compactor hold:
 acquire, renew, release and expiry against a real server; a stale token's fenced writes
-refused."""
+refused; the controller's renewal timed by an injected clock."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
+from fake_clock import FakeClock
 from redis.asyncio import Redis
 from runners import eventually
 
@@ -116,3 +120,66 @@ async def test_bad_ttl_and_an_unreachable_server_are_clear_errors() -> None:
             await Lease(redis, "k", "e", "a", 1.0).acquire()
     finally:
         await redis.aclose()
+
+
+async def test_the_controller_renews_its_lease_when_the_fake_time_passes_not_before(
+    board: blackboard.Board,
+) -> None:
+    clock = FakeClock()
+    settings = board.settings.model_copy(update={"controller_lease": 3.0})
+    ctl = blackboard.Controller(
+        board, name="timed", settings=settings, monotonic=clock.monotonic, sleep=clock.sleep
+    )
+    renewals: list[float] = []
+    renew = ctl.lease.renew
+
+    async def counted() -> bool:
+        renewals.append(clock.now)
+        return await renew()
+
+    ctl.lease.renew = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop))
+    try:
+        await asyncio.wait_for(ctl.leading.wait(), 10)
+        await eventually(lambda: _true(clock.sleeping), what="the renewal loop sleeping")
+        [(due, _)] = clock.sleeping
+        assert due == pytest.approx(clock.now + 1.0)  # every controller_lease / 3
+        clock.advance(0.99)
+        await asyncio.sleep(0.1)  # real time passes; fake time is short of the renewal
+        assert renewals == [] and ctl.leading.is_set()
+        clock.advance(0.02)
+        await eventually(lambda: _true(renewals), what="a renewal")
+        assert renewals == [pytest.approx(101.01)]
+        await eventually(lambda: _true(clock.sleeping), what="the next sleep")
+        await asyncio.sleep(0.1)
+        assert len(renewals) == 1  # one renewal per period, however much real time passes
+        # Redis is down now (as the lease sees it): the leader keeps leading until the fake
+        # time shows that the lease has run out, then steps down (and cannot lead again)
+        failing: list[float] = []
+
+        async def unavailable() -> bool:
+            failing.append(clock.now)
+            raise BoardUnavailableError("down")
+
+        ctl.lease.renew = unavailable  # type: ignore[method-assign]
+        ctl.lease.acquire = unavailable  # type: ignore[method-assign]
+        clock.advance(1.0)
+        await eventually(lambda: _true(failing), what="a failed renewal")
+        await eventually(lambda: _true(clock.sleeping), what="the next sleep")
+        assert ctl.leading.is_set()
+        clock.advance(1.0)  # 2 s since the last renewal: under the 3 s TTL
+        await eventually(lambda: _true(failing[1:]), what="a second failed renewal")
+        await eventually(lambda: _true(clock.sleeping), what="the next sleep")
+        await asyncio.sleep(0.1)
+        assert ctl.leading.is_set()
+        clock.advance(1.5)  # 3.5 s: the lease has run out by now
+        await eventually(lambda: _true(not ctl.leading.is_set()), what="stepping down")
+    finally:
+        stop.set()
+        clock.advance(10.0)
+        await asyncio.wait_for(task, 10)
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)
