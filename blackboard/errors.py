@@ -13,19 +13,27 @@ caller needs to decide what to do next::
     ├── CorruptEntryError          the stored data under a key is not a blackboard entry
     ├── HistoryTrimmedError        a version/revision asked for is older than retention keeps
     ├── LeaseLostError             a fenced write whose claim or lease is no longer held
+    │   └── StaleLeaseError        a lease-fenced batch met another token (key, found)
     ├── PermissionDeniedError      the Redis ACL user may not do this (NOPERM)
     ├── BoardUnavailableError      Redis cannot be reached or answered with an error
-    │   ├── LibraryMissingError    the server lacks this client's functions library (deploy it)
-    │   └── DurabilityError        a write was applied but too few replicas confirmed it in time
+    │   ├── LibraryMissingError    the server lacks this client's functions library
+    │   └── DurabilityError        a write was applied; too few replicas confirmed it
     ├── DurabilityUnsupportedError the server cannot give the durability level asked for
     ├── ServerNotFoundError        no URL given and no server binary to start one
-    ├── TelemetryUnavailableError  telemetry was asked for without OpenTelemetry installed
+    ├── TelemetryUnavailableError  telemetry asked for without OpenTelemetry installed
     ├── PolicyError                a policy document is invalid (file, line, reason)
+    ├── MergePolicyError           invalid [[merge]] tables, or a merge function not allowed
+    ├── EscalationNotFoundError    no merge escalation is open for the key to resolve
+    ├── BoardNotEmptyError         an import into a board that holds data was refused
+    ├── SnapshotError              a snapshot document cannot be read; nothing was imported
+    ├── SecretFileError            a secrets directory or password file is unsafe or unusable
     ├── DeadlineExceededError      an agent's handler ran past its activation's deadline
     ├── Retry                      raised by a handler: try this activation again (transient)
     ├── Fail                       raised by a handler: never retry this activation
     ├── AgentLoadError             an agent given as ``path.py:Class`` cannot be loaded
     └── ActivationClosedError      a handler wrote after its activation ended (deadline)
+
+`tests/test_error_tree.py` checks this tree against the classes, and `__all__` against both.
 """
 
 from __future__ import annotations
@@ -36,10 +44,14 @@ __all__ = [
     "ActivationClosedError",
     "AgentLoadError",
     "BlackboardError",
+    "BoardNotEmptyError",
     "BoardUnavailableError",
     "ConflictError",
     "CorruptEntryError",
     "DeadlineExceededError",
+    "DurabilityError",
+    "DurabilityUnsupportedError",
+    "EscalationNotFoundError",
     "Fail",
     "HistoryTrimmedError",
     "IdempotencyKeyReusedError",
@@ -47,11 +59,15 @@ __all__ = [
     "InvalidValueError",
     "LeaseLostError",
     "LibraryMissingError",
+    "MergePolicyError",
     "PermissionDeniedError",
     "PolicyError",
     "Retry",
     "RetryExhaustedError",
+    "SecretFileError",
     "ServerNotFoundError",
+    "SnapshotError",
+    "StaleLeaseError",
     "TelemetryUnavailableError",
     "ValidationError",
 ]
@@ -152,6 +168,17 @@ class LeaseLostError(BlackboardError):
         super().__init__(f"lease lost on {fence!r}: {reason}")
 
 
+class StaleLeaseError(LeaseLostError):
+    """A batch fenced by the lease at `key` was refused: the lease is held by token `found`
+    ('' when nobody holds it), not by the token the writer held. Nothing was written; the
+    writer has lost the lease and must stop acting as its holder."""
+
+    def __init__(self, key: str, found: str) -> None:
+        self.key = key
+        self.found = found
+        super().__init__(key, f"held by {found!r}" if found else "held by nobody")
+
+
 class BoardUnavailableError(BlackboardError, ConnectionError):
     """Redis could not be reached or failed; retry later or check the URL."""
 
@@ -230,17 +257,19 @@ class AgentLoadError(BlackboardError):
     path, the class name, or the class (it must subclass blackboard.Agent with a role)."""
 
 
-# Proposals and the compactor (docs/compactor.md) add, directly under BlackboardError:
-#   MergePolicyError     the [[merge]] tables of a policy are invalid, or name a custom
-#                        merge function the compactor's allow-list does not give it
-#   BoardNotEmptyError   an import into a board that already holds data was refused
-#   SnapshotError        a snapshot document cannot be read; nothing was imported
-
-
 class MergePolicyError(BlackboardError, ValueError):
     """The ``[[merge]]`` tables of a policy are invalid; fix the table named. A running
     compactor keeps the merge rules it had. Also raised for a custom merge function that is
     not on the compactor's allow-list, or that cannot be loaded: its entries escalate."""
+
+
+class EscalationNotFoundError(BlackboardError, LookupError):
+    """A human resolution named key `key`, for which no merge escalation is open (never
+    escalated, or resolved already); nothing was written."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"no merge escalation for {key!r}")
 
 
 class BoardNotEmptyError(BlackboardError):
@@ -257,16 +286,9 @@ class SnapshotError(BlackboardError, ValueError):
     """A snapshot document cannot be read or does not fit the format; nothing was imported."""
 
 
-__all__ += ["BoardNotEmptyError", "MergePolicyError", "SnapshotError"]
-
-
 class ActivationClosedError(BlackboardError):
     """A handler staged a write after its activation ended (its deadline passed, or its
     result was committed); the write is refused."""
-
-
-# Deployment secrets (docs/deployment.md) add, directly under BlackboardError:
-#   SecretFileError      a secrets directory or password file is unsafe or unusable
 
 
 class SecretFileError(BlackboardError):
@@ -278,14 +300,6 @@ class SecretFileError(BlackboardError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
-
-
-__all__ += ["SecretFileError"]
-
-
-# Durability levels (blackboard/store/durability.py, docs/deployment.md) add:
-#   DurabilityError              under BoardUnavailableError: too few acknowledgements
-#   DurabilityUnsupportedError   directly under BlackboardError: refused at connect
 
 
 class DurabilityError(BoardUnavailableError):
@@ -324,6 +338,3 @@ class DurabilityUnsupportedError(BlackboardError):
     """The server cannot give the durability level asked for: 'fsynced' needs WAITAOF
     (Redis >= 7.2 or Valkey) and, with the primary's own fsync, appendonly yes. Nothing was
     written; choose another level (BLACKBOARD_DURABILITY) or another server."""
-
-
-__all__ += ["DurabilityError", "DurabilityUnsupportedError"]

@@ -317,11 +317,7 @@ def resolve(
         async with connect(url, board=board, writer=writer) as b:
             await resolve_escalation(b, key, data)
 
-    try:
-        run(go())
-    except LookupError as exc:
-        err.print(f"error: {exc.args[0]}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
+    run(go())  # no open escalation (EscalationNotFoundError): one line on stderr, exit 1
     out.print(
         f"{key}: decided by {writer}; the compactor applies it next round",
         highlight=False,

@@ -19,17 +19,14 @@ reports a rule naming any other once when the rules load, and escalates its entr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from blackboard import telemetry
-from blackboard.board.client import Board, wrap_redis_error
+from blackboard.board.client import Board
 from blackboard.board.ops import Fence
 from blackboard.board.retention import ActivationSweeper, HistorySweep, Retention, trim_log
 from blackboard.compaction.activation_sweep import ActivationSweep
@@ -37,11 +34,10 @@ from blackboard.compaction.merge import CustomFunction, MergeRule, rules_from_do
 from blackboard.compaction.merge_functions import MergeFunctions
 from blackboard.compaction.reconcile import Reconciler, Report, RoundStats
 from blackboard.errors import BlackboardError, LeaseLostError, MergePolicyError
-from blackboard.store import functions
+from blackboard.store.keys import POLICY_KEY
+from blackboard.store.lease import Lease
 
-__all__ = ["POLICY_KEY", "Compactor", "CompactorLease", "CompactorStats", "merge_tables"]
-
-POLICY_KEY = "sys/policy"
+__all__ = ["POLICY_KEY", "Compactor", "CompactorStats", "merge_tables"]
 
 
 def merge_tables(document: Any) -> dict[str, Any]:
@@ -56,53 +52,6 @@ def merge_tables(document: Any) -> dict[str, Any]:
             raise MergePolicyError(f"the stored policy is not TOML: {exc}") from None
         return {"merge": parsed.get("merge", [])}
     return {"merge": []}
-
-
-class CompactorLease:
-    """The board's compactor lease: ``await acquire()`` takes or renews it; `fence` guards
-    writes with its token (fence mode 'eq')."""
-
-    def __init__(self, board: Board, owner: str, ttl: float) -> None:
-        self.board = board
-        self.owner = owner
-        self.ttl_ms = max(1, int(ttl * 1000))
-        self.token: str | None = None
-        self.holder: str | None = None
-
-    async def _call(self, op: str, arg: str) -> Any:
-        k = self.board.keys_
-        try:
-            return await functions.COMPACTOR_LEASE(
-                self.board.redis, [k.compactor_lease, k.compactor_epoch], [op, arg, self.ttl_ms]
-            )
-        except RedisError as exc:
-            raise wrap_redis_error(exc) from exc
-
-    async def acquire(self) -> bool:
-        """Renew the lease if held, else try to take it; True when held afterwards."""
-        if self.token is not None:
-            res = await self._call("renew", self.token)
-            if res[0] == b"ok":
-                return True
-            self.token = None
-        res = await self._call("acquire", self.owner)
-        if res[0] == b"ok":
-            self.token = res[1].decode()
-            self.holder = self.token
-            return True
-        self.holder = res[1].decode()
-        return False
-
-    async def release(self) -> None:
-        if self.token is not None:
-            await self._call("release", self.token)
-            self.token = None
-
-    @property
-    def fence(self) -> Fence:
-        if self.token is None:
-            raise LeaseLostError(self.board.keys_.compactor_lease, "not held")
-        return Fence("eq", self.board.keys_.compactor_lease, self.token)
 
 
 @dataclass(slots=True)
@@ -162,7 +111,8 @@ class Compactor:
         self.report: Report = report or (lambda _msg: None)
         self.clock = clock
         self._sleep = sleep
-        self.lease = CompactorLease(self.board, self.name, lease_ttl)
+        k = self.board.keys_
+        self.lease = Lease(board.redis, k.compactor_lease, k.compactor_epoch, self.name, lease_ttl)
         self.stats = CompactorStats()
         self._static_rules = tuple(rules) if rules is not None else None
         self._rules: tuple[MergeRule, ...] = self._static_rules or ()
@@ -176,6 +126,12 @@ class Compactor:
         self._next_retention = 0.0
         self._next_escalation_check = 0.0
         self._standby_noted = False
+
+    @property
+    def fence(self) -> Fence:
+        """The fence of the compactor's writes: the lease's key must hold its token (mode
+        'eq'). Raises LeaseLostError when the lease is not held."""
+        return Fence("eq", self.lease.key, self.lease.held_token())
 
     async def rules(self) -> tuple[MergeRule, ...]:
         """The merge rules in force; a bad stored policy is reported and the old rules stay."""
@@ -218,23 +174,23 @@ class Compactor:
         """One round; True when it did something (merged, escalated, trimmed...).
         Raises BoardUnavailableError; a lost lease is reported, not raised."""
         self.stats.steps += 1
-        had = self.lease.token is not None
+        had = self.lease.held
         if not await self.lease.acquire():
             if not self._standby_noted:
-                self.report(f"standby: the lease is held by {self.lease.holder}")
+                self.report(f"standby: the lease is held by {self.lease.current}")
                 self._standby_noted = True
             return False
         if not had:
             self.stats.leases += 1
             self._standby_noted = False
             self._reconciler.reset()
-            self._reconciler.board = self.board = self.board.bind(fence=self.lease.fence)
+            self._reconciler.board = self.board = self.board.bind(fence=self.fence)
             self._history.board = self.board
             self.report(f"lease acquired: token {self.lease.token}")
         try:
             did = await self._work(force_retention)
         except LeaseLostError as exc:
-            self.lease.token = None
+            self.lease.token = ""
             self.report(f"lease lost ({exc.reason}); standing by")
             return False
         return did
@@ -261,7 +217,7 @@ class Compactor:
 
     async def _retain(self, now_ms: int, *, full: bool = False) -> bool:
         """One retention pass; `full` sweeps all of the history, not one slice of it."""
-        fence = self.lease.fence
+        fence = self.fence
         r = self.retention
         did = False
         if r.log_max_events is not None or r.log_max_age is not None:
@@ -317,8 +273,7 @@ class Compactor:
                     # the compactor's cost per merged entry low
                     await self._pause(stop)
         finally:
-            with contextlib.suppress(BlackboardError):  # else it expires by itself
-                await self.lease.release()
+            await self.lease.release()  # a failure is ignored: it expires by itself
         return self.stats
 
     async def _pause(self, stop: asyncio.Event) -> None:

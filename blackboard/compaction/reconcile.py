@@ -47,7 +47,13 @@ from blackboard.compaction.merge_commit import (
     read_for_merge,
 )
 from blackboard.compaction.merge_functions import MergeFunctions
-from blackboard.errors import BlackboardError, ConflictError, LeaseLostError, MergePolicyError
+from blackboard.errors import (
+    BlackboardError,
+    ConflictError,
+    EscalationNotFoundError,
+    LeaseLostError,
+    MergePolicyError,
+)
 from blackboard.store.entry import ABSENT, Entry, Proposal
 from blackboard.store.keys import MAX_KEY_LENGTH
 
@@ -67,11 +73,12 @@ def escalation_key(key: str) -> str:
 
 async def resolve_escalation(board: Board, key: str, value: Any) -> Entry:
     """Decide the open merge escalation of entry `key`: the compactor then writes `value` over
-    the proposals it lists. Raises LookupError when there is none, ConflictError on a race."""
+    the proposals it lists. Raises EscalationNotFoundError when there is none, ConflictError on a
+    race."""
     name = escalation_key(key)
     found = await board.get(name)
     if found is None or not isinstance(found.value, dict):
-        raise LookupError(f"no merge escalation for {key!r}")
+        raise EscalationNotFoundError(key)
     doc = {**found.value, "state": "decided", "decision": value, "decided_by": board.writer}
     return await board.put(name, doc, expect=found.version)
 

@@ -23,7 +23,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack
@@ -35,17 +35,17 @@ from blackboard.board.watch import check_args
 from blackboard.control.admission import Admission, candidate
 from blackboard.control.agenda import Agenda, Candidate, OpenActivation
 from blackboard.control.decisions import decision
-from blackboard.control.grant_batch import Fenced, GrantBatch
+from blackboard.control.grant_batch import GrantBatch
 from blackboard.control.policy import Policy, roles_of
 from blackboard.control.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
 from blackboard.control.role_steering import ROLE_COMMANDS, RoleSteering
 from blackboard.control.rules import RuleIndex, compile_rules
-from blackboard.errors import BlackboardError
+from blackboard.errors import BlackboardError, StaleLeaseError
 from blackboard.settings import Settings
 from blackboard.store import codec, functions
 from blackboard.store.codec import KINDS
 from blackboard.store.entry import Change
-from blackboard.store.lease import LeaderLease
+from blackboard.store.lease import Lease
 
 __all__ = ["GROUP", "Controller"]
 
@@ -79,14 +79,17 @@ class Controller:
         name: str | None = None,
         settings: Settings | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.board = board
+        self.monotonic, self.sleep = monotonic, sleep  # time the lease renewal (tests inject)
         self.redis = board.redis
         self.keys = board.keys_
         self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
         self.settings = settings or board.settings
         self.clock = clock
-        self.lease = LeaderLease(
+        self.lease = Lease(
             self.redis,
             self.keys.controller_lease,
             self.keys.controller_epoch,
@@ -170,17 +173,17 @@ class Controller:
 
     async def _renew_loop(self) -> None:
         ttl = self.settings.controller_lease
-        renewed = time.monotonic()
+        renewed = self.monotonic()
         while True:
-            await asyncio.sleep(ttl / 3)
+            await self.sleep(ttl / 3)
             try:
                 if not await self.lease.renew():
                     self._deposed = True
                     return
-                renewed = time.monotonic()
+                renewed = self.monotonic()
             except BlackboardError as exc:
                 log.warning("lease renewal failed: %s", exc)
-                if time.monotonic() - renewed > ttl:
+                if self.monotonic() - renewed > ttl:
                     # the lease has run out by now: stop acting as the leader
                     self._deposed = True
                     return
@@ -763,7 +766,7 @@ class Controller:
             queued_ids = await batch.write(
                 self.redis, self.lease.token, GROUP, ttls, self.board.durability
             )
-        except Fenced:
+        except StaleLeaseError:
             self._deposed = True
             raise _Deposed() from None
         for act_id, new_id in zip(batch.requeued, batch.requeued_ids, strict=False):

@@ -19,20 +19,13 @@ from blackboard.board.client import wrap_redis_error
 from blackboard.control.activation import Activation, grant_fields
 from blackboard.control.agenda import Candidate
 from blackboard.control.decisions import decision
+from blackboard.errors import StaleLeaseError
 from blackboard.store import functions, transport
 from blackboard.store.durability import Durability, send_calls
 from blackboard.store.entry import Change
 from blackboard.store.keys import BoardKeys
 
-__all__ = ["Fenced", "GrantBatch"]
-
-
-class Fenced(Exception):
-    """The batch was refused: the lease is held by another token (`holder`)."""
-
-    def __init__(self, holder: str) -> None:
-        self.holder = holder
-        super().__init__(f"the controller lease is held by {holder or 'nobody'}")
+__all__ = ["GrantBatch"]
 
 
 # one Packer each, reused (msgpack.packb builds a new one per call; the controller is one task)
@@ -178,7 +171,8 @@ class GrantBatch:
         """Send the batch; returns the queue entry id of each grant (b'' for one the board
         refused as granted before). `args`: decisions kept, their TTL ms, record TTL ms.
         `durability`: the board's level (a WAIT on the same connection above 'local').
-        Raises Fenced, BoardUnavailableError (DurabilityError: written, not confirmed)."""
+        Raises StaleLeaseError (the lease is held by another token: nothing written),
+        BoardUnavailableError (DurabilityError: written, not confirmed)."""
         k = self.k
         fixed = [k.controller_lease, k.log, k.outcomes, k.open_activations, k.controller_state]
         kept, decisions_ttl, record_ttl = args
@@ -198,7 +192,7 @@ class GrantBatch:
         if isinstance(res, RedisError):
             raise wrap_redis_error(res)
         if res[0] == b"fenced":
-            raise Fenced(res[1].decode())
+            raise StaleLeaseError(k.controller_lease, res[1].decode())
         if acks is not None and durability is not None:
             durability.check(acks)
         self.requeued_ids = list(res[2]) if len(res) > 2 else []

@@ -15,10 +15,9 @@ from blackboard.board.client import Board
 from blackboard.control.policy import Policy, parse_policy, policy_digest
 from blackboard.errors import BlackboardError, ConflictError, PolicyError
 from blackboard.store.entry import ABSENT, Entry
+from blackboard.store.keys import POLICY_KEY
 
 __all__ = ["POLICY_KEY", "apply_policy", "load_policy", "policy_of", "rollback_policy"]
-
-POLICY_KEY = "sys/policy"
 
 
 def policy_of(value: Any, name: str = POLICY_KEY) -> Policy:

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +91,12 @@ class AgentRuntime:
         concurrency: int | None = None,
         settings: Settings | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.agent = agent
+        # time the heartbeat and the takeover of expired claims (tests inject fakes)
+        self.monotonic, self.sleep = monotonic, sleep
         self.role = type(agent).role
         self.name = name or f"{self.role}@{socket.gethostname()}:{os.getpid()}"
         self.settings = settings or board.settings
@@ -233,7 +237,7 @@ class AgentRuntime:
         return out
 
     async def _autoclaim(self, count: int, lease_ms: int) -> list[Activation]:
-        now = time.monotonic()
+        now = self.monotonic()
         if now < self._autoclaim_at:
             return []
         reply: Any = await self.redis.xautoclaim(
@@ -437,7 +441,7 @@ class AgentRuntime:
     async def _heartbeat_loop(self) -> None:
         interval = min(self.settings.agent_heartbeat, self.settings.claim_lease / 3)
         while True:
-            await asyncio.sleep(interval)
+            await self.sleep(interval)
             try:
                 await self._renew()
                 await self._beat()

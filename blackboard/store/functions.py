@@ -36,7 +36,6 @@ _FUNCTIONS: tuple[tuple[str, bool], ...] = (
     ("log_check", True),
     ("propose", False),
     ("merge", False),
-    ("compactor_lease", False),
     ("trim_log", False),
     ("trim_history", False),
     ("lease", False),
@@ -169,12 +168,13 @@ LOG_READ = Script("log_read", readonly=True)
 LOG_CHECK = Script("log_check", readonly=True)
 PROPOSE = Script("propose")
 MERGE = Script("merge")
-COMPACTOR_LEASE = Script("compactor_lease")
 TRIM_LOG = Script("trim_log")
 TRIM_HISTORY = Script("trim_history")
 
-# controller and agent runtime (controller.py, lease.py, runtime.py)
+# leases (lease.py: the controller's and the compactor's)
 LEASE = Script("lease")
+
+# controller and agent runtime (controller.py, agent_runtime.py)
 CONTROLLER_READ = Script("controller_read")
 GRANT = Script("grant")
 FINISH = Script("finish")
@@ -185,6 +185,6 @@ SWEEP_ACTIVATIONS = Script("sweep_activations")
 TRIM_STREAM = Script("trim_stream")
 
 ALL: tuple[Script, ...] = (
-    COMMIT, READ, LOG_READ, LOG_CHECK, PROPOSE, MERGE, COMPACTOR_LEASE, TRIM_LOG, TRIM_HISTORY,
+    COMMIT, READ, LOG_READ, LOG_CHECK, PROPOSE, MERGE, TRIM_LOG, TRIM_HISTORY,
     LEASE, CONTROLLER_READ, GRANT, FINISH, RENEW_CLAIMS, SWEEP_ACTIVATIONS, TRIM_STREAM,
 )  # fmt: skip

@@ -62,6 +62,10 @@ MAX_KEY_LENGTH = 512
 MAX_BOARD_LENGTH = 64
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
+# the board entry (not a Redis key) holding the policy in force: written by the CLI, read by
+# the controller and the compactor, which sit on independent layers above this one
+POLICY_KEY = "sys/policy"
+
 _KEY_RE = re.compile(r"[A-Za-z0-9_\-./:@=+,]+")
 _PATTERN_RE = re.compile(r"[A-Za-z0-9_\-./:@=+,*?\[\]]+")
 _BOARD_RE = re.compile(r"[A-Za-z0-9_\-.]+")

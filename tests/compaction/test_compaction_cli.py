@@ -58,7 +58,8 @@ def test_escalation_resolved_from_the_command_line(env: dict[str, str]) -> None:
     assert "human decision by human:ann" in r.stdout
     assert orjson.loads(invoke(["get", "contract/1", "--json"], env).stdout)["value"] == "sign"
     r = invoke(["resolve", "contract/1", '"x"'], env)
-    assert r.exit_code == 1 and "no merge escalation" in r.stderr
+    assert r.exit_code == 1
+    assert r.stderr.strip() == "error: no merge escalation for 'contract/1'"
 
 
 def test_bad_policy_file_is_one_line_and_exit_2(env: dict[str, str], tmp_path: Path) -> None:

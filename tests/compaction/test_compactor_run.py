@@ -134,7 +134,7 @@ async def test_one_compactor_at_a_time_and_takeover_after_a_crash(
         assert time.monotonic() < deadline, "the lease never expired"
         await asyncio.sleep(0.05)
     assert (await board.get("k")).value == 2  # type: ignore[union-attr]
-    assert second.lease.token is not None and second.lease.token.endswith(":compactor-2")
+    assert second.lease.held and second.lease.token.endswith(":compactor-2")
     # the crashed one comes back: its token is stale, so it writes nothing
     await propose_all(board, "j", {"a": 1, "b": 2})
     first.lease.token = "1:compactor-1"
@@ -150,7 +150,7 @@ async def test_a_deposed_compactor_writes_nothing(board: blackboard.Board) -> No
     rev = await board.revision()
     assert await c.step() is False
     assert await board.revision() == rev and await board.divergent() == ["k"]
-    assert c.lease.token is None
+    assert not c.lease.held and c.lease.current == "99:usurper"
 
 
 async def test_sigterm_style_stop_releases_the_lease(board: blackboard.Board) -> None:

@@ -170,11 +170,11 @@ async def _queued(board: blackboard.Board, n: int) -> bool:
 async def test_stale_fencing_token_is_rejected_by_the_grant_script(
     board: blackboard.Board,
 ) -> None:
-    from blackboard.store.lease import LeaderLease
+    from blackboard.store.lease import Lease
 
     k = board.keys_
-    first = LeaderLease(board.redis, k.controller_lease, k.controller_epoch, "a", ttl=5)
-    second = LeaderLease(board.redis, k.controller_lease, k.controller_epoch, "b", ttl=5)
+    first = Lease(board.redis, k.controller_lease, k.controller_epoch, "a", ttl=5)
+    second = Lease(board.redis, k.controller_lease, k.controller_epoch, "b", ttl=5)
     assert await first.acquire() and first.epoch == 1
     assert not await second.acquire() and second.current == first.token
     assert await first.renew()

@@ -17,10 +17,10 @@ from real_servers import BINARIES
 
 import blackboard
 from blackboard.board.ops import Apply, Put
-from blackboard.control.grant_batch import Fenced, GrantBatch
-from blackboard.errors import DurabilityError
+from blackboard.control.grant_batch import GrantBatch
+from blackboard.errors import DurabilityError, StaleLeaseError
 from blackboard.store.durability import Durability
-from blackboard.store.lease import LeaderLease
+from blackboard.store.lease import Lease
 from blackboard.store.replica_set import ReplicaSet
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "control")]  # the test runners
@@ -140,8 +140,8 @@ async def test_a_leader_deposed_by_a_failover_cannot_grant() -> None:
             blackboard.connect(servers.url, board="lease", writer="b", settings=settings) as b,
         ):
             k = a.keys_
-            lease_a = LeaderLease(a.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
-            lease_b = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "B", 1.0)
+            lease_a = Lease(a.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
+            lease_b = Lease(b.redis, k.controller_lease, k.controller_epoch, "B", 1.0)
             assert await lease_a.acquire() and lease_a.epoch == 1
             assert not await lease_b.acquire()
             await _grant(a, lease_a.token, "A")
@@ -157,8 +157,9 @@ async def test_a_leader_deposed_by_a_failover_cannot_grant() -> None:
                 await asyncio.sleep(0.2)
             assert lease_b.epoch == 2
             await _grant(b, lease_b.token, "B")
-            with pytest.raises(Fenced):
+            with pytest.raises(StaleLeaseError) as refused:
                 await _grant(a, lease_a.token, "A")
+            assert (refused.value.key, refused.value.found) == (k.controller_lease, lease_b.token)
             assert not await lease_a.renew()
             state = await b.redis.hget(k.controller_state, "probe")
             assert state is not None and b"B" in state
@@ -195,14 +196,14 @@ async def test_split_brain_the_old_primary_cannot_acknowledge_at_replicated() ->
 async def _split_brain(servers: ReplicaSet, a: blackboard.Board, b: blackboard.Board) -> None:
     old, new = servers.servers
     k = a.keys_
-    lease_a = LeaderLease(a.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
+    lease_a = Lease(a.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
     assert await lease_a.acquire()
     await _grant(a, lease_a.token, "A1")  # confirmed by the replica
     servers.command(new, "REPLICAOF", "NO", "ONE")  # promoted behind A's back
     with pytest.raises(DurabilityError):
         await _grant(a, lease_a.token, "A2")  # applied on the old primary only
     assert await lease_a.renew()  # the old primary still says A leads...
-    lease_b = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "B", 1.0)
+    lease_b = Lease(b.redis, k.controller_lease, k.controller_epoch, "B", 1.0)
     deadline = time.monotonic() + 10
     while not await lease_b.acquire():  # ...the promoted one lets A's lease run out
         assert time.monotonic() < deadline
@@ -210,7 +211,7 @@ async def _split_brain(servers: ReplicaSet, a: blackboard.Board, b: blackboard.B
     assert lease_b.epoch == 2
     await _grant(b, lease_b.token, "B")
     # A reaching the promoted server is fenced there
-    via_new = LeaderLease(b.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
+    via_new = Lease(b.redis, k.controller_lease, k.controller_epoch, "A", 1.0)
     via_new.token = lease_a.token
     assert not await via_new.renew()
     # the partition heals: the old primary becomes a replica and drops A2

@@ -1,4 +1,6 @@
--- lease.lua: a leader lease with a fencing epoch (the controller's; any single-leader role).
+-- lease.lua: a lease with a fencing token for a single-holder role (store/lease.py): the
+-- controller's leader lease and the compactor's lease. The token is '<epoch>:<holder>', the
+-- epoch counted up once per new holder; fenced scripts compare it with GET (fence mode 'eq').
 --
 -- KEYS[1] lease string, holding the token '<epoch>:<holder>' with a TTL
 -- KEYS[2] epoch counter (one step per new lease)
