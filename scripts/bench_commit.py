@@ -6,7 +6,7 @@ file. It starts its own private server (``blackboard.RedisServer``; unix socket 
 ``--tcp``) and, in one run against that one server, measures
 
   (a) a bare redis-py loop: FCALL of the library commit with arguments pre-encoded once by
-      ``Board._encode`` (only the idempotency key changes per call, so each is a real commit)
+      ``Board.prepare_commit`` (only the idempotency key changes per call, so each is a real commit)
   (b) ``board.put`` of the same ~200-byte value, one client
   (c) the textbook WATCH/GET/MULTI/SET/EXEC read-modify-write, one client
   (d) one hot counter incremented by 2, 8 and 16 OS processes with ``board.update``,
@@ -164,7 +164,8 @@ async def single_client_phases(
         r: Redis = board.redis
 
         # (a) bare FCALL with arguments encoded once; only the idempotency key changes
-        keys, args, _values, _fp = board._encode([Put("bench/a", VALUE)], None, None)
+        call = board.prepare_commit([Put("bench/a", VALUE)]).call
+        keys, args = list(call.keys), call.args
         idem_base = board.keys_.idempotency(f"~bare{uuid.uuid4().hex[:8]}:")
         fname, nkeys = functions.COMMIT.fname, len(keys)
         a_seq = itertools.count()
@@ -232,10 +233,10 @@ async def single_client_phases(
         async def packed_no_wait(_i: int) -> None:
             # what durable.put does (encode, send, decode), less the WAIT
             ops = [Put("bench/r0", VALUE)]
-            keys, args, values, fp = board._encode(ops, None, None)
-            cmd = functions.COMMIT.command(keys, args)
+            prepared = board.prepare_commit(ops)
+            cmd = functions.COMMIT.command(prepared.call.keys, prepared.call.args)
             [res] = await durability._on_pooled_connection(r.connection_pool, [cmd])
-            await board._result(ops, values, res, keys[3], fp)
+            await board.commit_result(prepared, res)
 
         async def batch_replicated(_i: int) -> None:
             nonlocal r_errors

@@ -12,34 +12,26 @@ one place.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import itertools
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 from redis.asyncio import Redis
-from redis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from redis.exceptions import (
-    NoPermissionError,
-    RedisError,
-    ResponseError,
-)
-from redis.exceptions import (
-    TimeoutError as RedisTimeoutError,
-)
+from redis.exceptions import RedisError, ResponseError
 
 from blackboard import telemetry
+from blackboard.board import proposals as proposals_
+from blackboard.board import watch as watch_
+from blackboard.board.events import decode_value
 from blackboard.board.ops import REDUCERS, Apply, Delete, Fence, Op, Put, Reducer
 from blackboard.board.schema import SchemaBinding, SchemaRegistry
 from blackboard.errors import (
     BlackboardError,
-    BoardUnavailableError,
     ConflictError,
     CorruptEntryError,
     HistoryTrimmedError,
@@ -50,14 +42,14 @@ from blackboard.errors import (
     RetryExhaustedError,
 )
 from blackboard.settings import Settings
-from blackboard.store import codec, durability, functions
+from blackboard.store import codec, functions, transport, wire
 from blackboard.store.durability import Acks, Durability
 from blackboard.store.entry import ABSENT, ANY, Causation, Change, Entry, Expect, Proposal
 from blackboard.store.keys import BoardKeys, check_idempotency_key, check_key, check_pattern
 
-__all__ = ["Board", "backoff_delay"]
+__all__ = ["Board", "PreparedCommit", "backoff_delay", "wrap_redis_error"]
 
-_KIND_CODE = {Put: "p", Delete: "d", Apply: "a"}
+wrap_redis_error = transport.wrap_redis_error  # its home is store/transport.py
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -79,15 +71,15 @@ def _expect_repr(expect: int | Expect) -> int | str:
     return expect.value if isinstance(expect, Expect) else expect
 
 
-def wrap_redis_error(exc: RedisError, key: str | None = None) -> BlackboardError:
-    """The blackboard error for a redis-py error (callers `raise ... from exc`)."""
-    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
-        return PermissionDeniedError(f"Redis refused {key or 'the command'}: {exc}")
-    if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
-        return CorruptEntryError(key or "?", "a Redis key of another type is in the way")
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return BoardUnavailableError(f"Redis is unreachable: {exc}")
-    return BoardUnavailableError(f"Redis error: {exc}")
+@dataclass(frozen=True, slots=True)
+class PreparedCommit:
+    """A commit ready to send (`Board.prepare_commit`): the commit.lua call, the operations
+    and the values as the caller gets them back, and the causation recorded."""
+
+    call: wire.CommitCall
+    ops: Sequence[Op]
+    values: list[Any]
+    causation: Causation | None
 
 
 class Board:
@@ -298,13 +290,8 @@ class Board:
         """Apply every operation or none, as one commit with one revision.
         Raises ConflictError for the first expectation that fails."""
         with telemetry.commit_span(self.name, ops[0].key if ops else "", len(ops)) as span:
-            keys, args, values, fingerprint = self._encode(ops, idempotency_key, causation)
-            try:
-                res, acks = await self._send(functions.COMMIT, keys, args)
-            except RedisError as exc:
-                raise (await self._wrap_commit_error(exc, ops)) from exc
-            entries = await self._result(ops, values, res, keys[3], fingerprint, causation)
-            self._check_acks(acks, entries)
+            prepared = self.prepare_commit(ops, idempotency_key, causation)
+            entries = await self._commit(prepared)
             span.done(entries[0].revision)
             return entries
 
@@ -335,7 +322,7 @@ class Board:
         causation: Causation | None,
     ) -> Entry:
         limit = attempts or self.settings.update_attempts
-        idem = idempotency_key or self._auto_idempotency_key()
+        idem = idempotency_key or self.auto_idempotency_key()
         current = await self.get(key)
         rebased = False
         last: ConflictError | None = None
@@ -345,19 +332,16 @@ class Board:
                 new = await new
             expect: int | Expect = current.version if current is not None else ABSENT
             try:
-                # a retried update may compute another value: no request fingerprint
-                keys, args, values, _ = self._encode(
-                    [Put(key, new, expect)], idem, causation, fingerprint=False
+                # a retried update may compute another value: no request fingerprint; a
+                # generated key is kept as briefly as put()'s
+                prepared = self.prepare_commit(
+                    [Put(key, new, expect)],
+                    idem,
+                    causation,
+                    fingerprint=False,
+                    ttl=None if idempotency_key else self.settings.auto_idempotency_ttl,
                 )
-                if idempotency_key is None:  # a generated key: kept as briefly as put()'s
-                    args[1] = self.settings.auto_idempotency_ttl
-                try:
-                    res, acks = await self._send(functions.COMMIT, keys, args)
-                except RedisError as exc:
-                    raise (await self._wrap_commit_error(exc, [Put(key, new)])) from exc
-                result = await self._result([Put(key, new)], values, res, keys[3], "", causation)
-                self._check_acks(acks, result)
-                return result[0]
+                return (await self._commit(prepared))[0]
             except ConflictError as conflict:
                 last = conflict
                 if attempt == limit:
@@ -404,21 +388,15 @@ class Board:
         """Propose `value` for `key` as this writer (replacing its earlier proposal); never
         conflicts. The compactor reconciles disagreeing proposals (see docs/compactor.md).
         Raises InvalidValueError (also for a confidence outside 0..1), LeaseLostError."""
-        from blackboard.board.proposals import propose
-
-        return await propose(self, key, value, confidence, idempotency_key, causation)
+        return await proposals_.propose(self, key, value, confidence, idempotency_key, causation)
 
     async def proposals(self, key: str) -> list[Proposal]:
         """The open proposals for `key`, oldest first."""
-        from blackboard.board.proposals import list_proposals
-
-        return await list_proposals(self, key)
+        return await proposals_.list_proposals(self, key)
 
     async def divergent(self, *, limit: int | None = None) -> list[str]:
         """Entry keys whose open proposals disagree, oldest latest-proposal first."""
-        from blackboard.board.proposals import divergent_keys
-
-        return [key for key, _ in await divergent_keys(self, limit=limit)]
+        return [key for key, _ in await proposals_.divergent_keys(self, limit=limit)]
 
     # -- watching ----------------------------------------------------------------------------
 
@@ -433,51 +411,57 @@ class Board:
         """Changes to keys matching `pattern` with revision > `since` (default: from now),
         in revision order, each exactly once. Stops after `idle_timeout` seconds without a
         change, if given. Raises HistoryTrimmedError if `since` is older than the log keeps."""
-        from blackboard.board.watch import watch_changes
-
-        return watch_changes(self, pattern, since, idle_timeout, block_ms)
+        return watch_.watch_changes(self, pattern, since, idle_timeout, block_ms)
 
     def decode_change_value(self, key: str, kind: str, data: bytes) -> Any:
-        if kind == "delete" or not data:
-            return None
-        if kind == "propose":  # {"proposer", "confidence", "value"}: no schema applies
-            return codec.decode_value(key, data)
-        value = codec.decode_value(key, data)
-        if self._schemas:
-            binding = self._schemas.find(key)
-            if binding is not None:
-                value = SchemaRegistry.load(key, binding, value)
-        return value
+        """A change's value as this client reads it (events.decode_value, with its schemas)."""
+        return decode_value(key, kind, data, self._schemas)
 
-    # -- commit plumbing ---------------------------------------------------------------------
+    # -- commit plumbing (public for proposals, the compactor and the agent runtime) ---------
 
-    async def _send(
-        self, script: functions.Script, keys: list[str], args: list[Any]
+    @property
+    def schemas(self) -> SchemaRegistry:
+        """The schema bindings this client (and every view bound from it) applies."""
+        return self._schemas
+
+    def auto_idempotency_key(self) -> str:
+        """A fresh idempotency key for a write whose caller gave none (unique per client)."""
+        return f"{self._idem_prefix}{next(self._idem_counter)}"
+
+    async def send_write(
+        self, fn: functions.Script, keys: list[str], args: list[Any]
     ) -> tuple[Any, Acks | None]:
-        """Run one write function at this board's durability: its reply, and the
-        acknowledgements (None at 'local'; `_check_acks` checks them once the reply is
-        decoded, so that a conflict is still a ConflictError). Raises redis errors."""
-        if self.durability.is_local:
-            return await script(self.redis, keys, args), None
-        [res], acks = await self._send_many([script.command(keys, args)])
+        """Run one write function at this board's durability (`transport.send_write`): its
+        reply, and the acknowledgements (None at 'local'; `check_acks` checks them once the
+        reply is decoded, so that a conflict is still a ConflictError). Raises redis errors."""
+        if self.durability.is_local:  # redis-py's command path: its retry policy applies
+            return await transport.call(self.redis, fn, keys, args), None
+        [res], acks = await transport.send_write(
+            self.redis, self.keys_.rev, [(fn, keys, args)], self.durability
+        )
         if isinstance(res, RedisError):
             raise res
         return res, acks
 
-    async def _send_many(self, commands: list[tuple[Any, ...]]) -> tuple[list[Any], Acks | None]:
+    async def send_writes(self, calls: Sequence[transport.Call]) -> tuple[list[Any], Acks | None]:
         """Write-function calls in one round trip (a ResponseError in place of a refused
-        one), followed by the durability wait on the same connection; see `_send`."""
-        if self.durability.is_local:
-            return await functions.pipelined(self.redis, commands), None
-        return await durability.send_calls(self.redis, self.keys_.rev, commands, self.durability)
+        one), followed by the durability wait on the same connection; see `send_write`."""
+        return await transport.send_write(self.redis, self.keys_.rev, calls, self.durability)
 
-    def _check_acks(self, acks: Acks | None, entries: list[Entry]) -> None:
+    def check_acks(self, acks: Acks | None, entries: Sequence[Any] = ()) -> None:
         """Raise DurabilityError (with the entries written) unless the replicas confirmed."""
         if acks is not None:
             self.durability.check(acks, list(entries))
 
-    def _auto_idempotency_key(self) -> str:
-        return f"{self._idem_prefix}{next(self._idem_counter)}"
+    async def _commit(self, prepared: PreparedCommit) -> list[Entry]:
+        call = prepared.call
+        try:
+            res, acks = await self.send_write(functions.COMMIT, call.keys, call.args)
+        except RedisError as exc:
+            res, acks = exc, None
+        entries = await self.commit_result(prepared, res)
+        self.check_acks(acks, entries)
+        return entries
 
     def _meta(self, schema: SchemaBinding | None, causation: Causation | None) -> bytes:
         causation = causation or self.causation
@@ -492,37 +476,40 @@ class Board:
             )
         return cached
 
-    def _encode(
+    def prepare_commit(
         self,
         ops: Sequence[Op],
-        idempotency_key: str | None,
-        causation: Causation | None,
+        idempotency_key: str | None = None,
+        causation: Causation | None = None,
         *,
         fingerprint: bool = True,
         trace: str | None = None,
-    ) -> tuple[list[str], list[Any], list[Any], str]:
-        """KEYS and ARGV for commit.lua, the values as returned to the caller, fingerprint.
-        `trace`: the traceparent to record (default: the current span's, else the one the
-        causation carries, so a process that does not trace passes its cause's on)."""
+        ttl: int | None = None,
+    ) -> PreparedCommit:
+        """Validate and encode `ops` as one commit.lua call (store/wire.py) without sending
+        it; send it with `send_write(functions.COMMIT, ...)` and decode the reply with
+        `commit_result`. `trace`: the traceparent to record (default: the current span's,
+        else the one the causation carries, so a process that does not trace passes its
+        cause's on). `ttl`: how long the idempotency record is kept (default: the settings'
+        for a given or a generated key). Raises ValueError, InvalidValueError,
+        ValidationError."""
         if not ops:
             raise ValueError("a commit needs at least one operation")
         if len(ops) > self.settings.max_ops:
             raise ValueError(f"{len(ops)} operations, more than max_ops={self.settings.max_ops}")
         k = self.keys_
         if idempotency_key is None:
-            idem, ttl, explicit = (
-                self._auto_idempotency_key(),
+            idem, default_ttl, explicit = (
+                self.auto_idempotency_key(),
                 self.settings.auto_idempotency_ttl,
                 False,
             )
         else:
-            idem, ttl, explicit = (
+            idem, default_ttl, explicit = (
                 check_idempotency_key(idempotency_key),
                 self.settings.idempotency_ttl,
                 True,
             )
-        fence = self.fence
-        keys = [k.rev, k.log, k.index, k.idempotency(idem), fence.redis_key if fence else k.rev]
         causation = causation or self.causation
         trace = trace or telemetry.current_trace() or (causation.trace if causation else None)
         if trace and (causation is None or causation.trace != trace):
@@ -531,41 +518,26 @@ class Board:
                 if causation
                 else Causation(trace=trace)
             )
-        args: list[Any] = [
-            "",
-            ttl,
-            self.settings.history_keep,
-            self.settings.log_cap,
-            fence.mode if fence else "",
-            fence.token if fence else "",
-            fence.consumer if fence else "",
-            fence.group if fence else "",
-            self.writer,
-            (causation.activation or "") if causation else "",
-            len(ops),
-        ]
         values: list[Any] = []
+        blocks: list[wire.CommitOp] = []
+        entry_keys: list[str] = []
         limit = self.settings.max_value_bytes
         for op in ops:
             key = check_key(op.key)
-            keys.append(k.entry(key))
+            entry_keys.append(k.entry(key))
             schema = self._schemas.find(key) if self._schemas else None
             if isinstance(op, Put):
                 value = op.value
                 data = value
                 if schema is not None:
                     data, value = SchemaRegistry.prepare(key, schema, value)
-                args += [
-                    "p",
-                    _expect_arg(op.expect),
-                    key,
-                    self._meta(schema, causation),
-                    codec.encode_value(key, data, limit),
-                    "",
-                ]
+                meta = self._meta(schema, causation)
+                encoded = codec.encode_value(key, data, limit)
+                blocks.append(wire.CommitOp("p", _expect_arg(op.expect), key, meta, encoded))
                 values.append(value)
             elif isinstance(op, Delete):
-                args += ["d", _expect_arg(op.expect), key, self._meta(schema, causation), "", ""]
+                meta = self._meta(schema, causation)
+                blocks.append(wire.CommitOp("d", _expect_arg(op.expect), key, meta))
                 values.append(None)
             elif isinstance(op, Apply):
                 if op.op not in REDUCERS:
@@ -576,34 +548,34 @@ class Board:
                     raise InvalidValueError(
                         key, f"reducers do not run on keys with schema {schema.name}"
                     )
-                args += [
-                    "a",
-                    "*",
-                    key,
-                    self._meta(None, causation),
-                    codec.encode_value(key, op.arg, limit),
-                    op.op,
-                ]
+                encoded = codec.encode_value(key, op.arg, limit)
+                blocks.append(
+                    wire.CommitOp("a", "*", key, self._meta(None, causation), encoded, op.op)
+                )
                 values.append(None)
             else:
                 raise TypeError(f"not an operation: {op!r}")
-        args.append(limit)
-        digest = ""
-        if explicit and fingerprint:
-            # the request is what the commit does, not who sends it: a retry from a restarted
-            # or another process (another writer id, in ARGV[9] and each meta blob) is the same
-            h = hashlib.blake2b(digest_size=12)
-            for i, a in enumerate(args[9:], start=9):
-                if i >= 11 and (i - 11) % 6 == 3:
-                    continue
-                h.update(a if isinstance(a, bytes) else str(a).encode())
-                h.update(b"\x00")
-            digest = args[0] = h.hexdigest()
-        if trace:  # after the fingerprint: a retry from another span is the same request
-            args.append(trace)
-        return keys, args, values, digest
+        call = wire.commit_call(
+            rev=k.rev,
+            log=k.log,
+            index=k.index,
+            idempotency_record=k.idempotency(idem),
+            idempotency_key=idem,
+            ttl=default_ttl if ttl is None else ttl,
+            history_keep=self.settings.history_keep,
+            log_cap=self.settings.log_cap,
+            fence=self.fence,
+            writer=self.writer,
+            activation=(causation.activation or "") if causation else "",
+            ops=blocks,
+            entry_keys=entry_keys,
+            max_value_bytes=limit,
+            fingerprinted=explicit and fingerprint,
+            trace=trace,
+        )
+        return PreparedCommit(call, list(ops), values, causation)
 
-    async def _wrap_commit_error(self, exc: RedisError, ops: Sequence[Op]) -> BlackboardError:
+    async def _commit_error(self, exc: RedisError, ops: Sequence[Op]) -> BlackboardError:
         if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
             for op in ops:
                 try:
@@ -614,76 +586,64 @@ class Board:
                     return CorruptEntryError(op.key, f"a Redis {kind!r} is in the way")
         return wrap_redis_error(exc, ops[0].key if len(ops) == 1 else None)
 
-    async def _result(
-        self,
-        ops: Sequence[Op],
-        values: list[Any],
-        res: Any,
-        idem_key: str,
-        fingerprint: str,
-        causation: Causation | None = None,
-    ) -> list[Entry]:
-        causation = causation or self.causation
-        status = res[0]
-        if status == b"ok":
-            revision, ts = int(res[1]), int(res[2])
-            versions = res[3]
-            applied = res[4]
+    async def commit_result(self, prepared: PreparedCommit, res: Any) -> list[Entry]:
+        """The entries a commit wrote, from its reply (or the redis error it met, which is
+        raised as the blackboard's error). Raises ConflictError, LeaseLostError,
+        IdempotencyKeyReusedError, PermissionDeniedError, InvalidValueError,
+        CorruptEntryError, BoardUnavailableError (a malformed reply)."""
+        ops, values, causation = prepared.ops, prepared.values, prepared.causation
+        if isinstance(res, RedisError):
+            raise (await self._commit_error(res, ops)) from res
+        reply = wire.parse_commit_reply(res, len(ops))
+        if isinstance(reply, wire.Applied):
             out = []
             for i, op in enumerate(ops):
                 value = values[i]
                 if isinstance(op, Apply):
-                    value = codec.decode_value(op.key, applied[i])
-                out.append(self._written(op, value, int(versions[i]), revision, ts, causation))
+                    value = codec.decode_value(op.key, reply.applied[i])
+                written = self._written(
+                    op, value, reply.versions[i], reply.revision, reply.time_ms, causation
+                )
+                out.append(written)
             return out
-        if status == b"dup":
+        if isinstance(reply, wire.Duplicate):
             telemetry.replayed(self.name)
-            rev_b, ts_b, vers_b = res[1].split(b"|")
-            versions = [int(v) for v in vers_b.split(b",")]
+            rev, ts, versions = reply.revision, reply.time_ms, reply.versions
             out = []
             for i, op in enumerate(ops):
-                if isinstance(op, Put) and fingerprint:
-                    out.append(
-                        self._written(op, values[i], versions[i], int(rev_b), int(ts_b), causation)
-                    )
+                if isinstance(op, Put) and prepared.call.fingerprint:
+                    out.append(self._written(op, values[i], versions[i], rev, ts, causation))
                     continue
                 try:
                     stored = await self.get(op.key, version=versions[i])
                 except HistoryTrimmedError:  # replayed long after: the value is gone
                     stored = None
                 if stored is None:  # a delete, or trimmed: what the first commit reported
-                    stored = self._written(op, None, versions[i], int(rev_b), int(ts_b), causation)
+                    stored = self._written(op, None, versions[i], rev, ts, causation)
                 out.append(stored)
             return out
-        if status == b"conflict":
+        if isinstance(reply, wire.Conflict):
             telemetry.conflict(self.name)
-            i = int(res[1]) - 1
-            op = ops[i]
-            actual = int(res[2])
+            op = ops[reply.index]
             current = None
-            if res[3]:
-                current = self._entry(op.key, actual, res[3])
+            if reply.record:
+                current = self._entry(op.key, reply.actual, reply.record)
                 if current.deleted:
                     current = _with_value(current, None)
             expect = _expect_repr(op.expect) if not isinstance(op, Apply) else "any"
-            raise ConflictError(op.key, expect, actual, current)
-        if status == b"fenced":
-            raise LeaseLostError(self.fence.redis_key if self.fence else "?", res[1].decode())
-        if status == b"reused":
-            raise IdempotencyKeyReusedError(idem_key[len(self.keys_.idem_prefix) :])
-        if status == b"denied":
-            i = int(res[1])
-            where = ops[i - 1].key if i > 0 else "the commit"
-            raise PermissionDeniedError(f"Redis refused {where}: {res[2].decode()}")
-        if status in (b"badop", b"corrupt"):
-            # op index 0: the commit as a whole (its shared keys or idempotency record)
-            i = int(res[1])
-            where = ops[i - 1].key if i > 0 else (idem_key[len(self.keys_.idem_prefix) :])
-            why = res[2].decode(errors="replace")
-            if status == b"badop":
-                raise InvalidValueError(where, why)
-            raise CorruptEntryError(where, why)
-        raise BoardUnavailableError(f"unexpected answer from the commit script: {res!r}")
+            raise ConflictError(op.key, expect, reply.actual, current)
+        if isinstance(reply, wire.Fenced):
+            raise LeaseLostError(self.fence.redis_key if self.fence else "?", reply.reason)
+        if isinstance(reply, wire.Reused):
+            raise IdempotencyKeyReusedError(prepared.call.idempotency_key)
+        where = ops[reply.index].key if reply.index is not None else None
+        if reply.status == "denied":
+            raise PermissionDeniedError(f"Redis refused {where or 'the commit'}: {reply.reason}")
+        # no operation: the commit as a whole (its shared keys or idempotency record)
+        where = where or prepared.call.idempotency_key
+        if reply.status == "badop":
+            raise InvalidValueError(where, reply.reason)
+        raise CorruptEntryError(where, reply.reason)
 
     def _written(
         self,
@@ -732,7 +692,7 @@ class Batch:
 
     def __init__(self, board: Board) -> None:
         self.board = board
-        self._queued: list[tuple[list[Op], list[str], list[Any], list[Any], str]] = []
+        self._queued: list[PreparedCommit] = []
         self._spans: list[Any] = []  # one producer span per queued commit while tracing
         # one Entry per put/delete/apply, a list of them per transact, or the error
         self.results: list[Entry | list[Entry] | BlackboardError] = []
@@ -761,11 +721,11 @@ class Batch:
     def _add(self, ops: list[Op], idempotency_key: str | None) -> None:
         span, trace = telemetry.start_commit(self.board.name, ops[0].key if ops else "", len(ops))
         try:
-            keys, args, values, fp = self.board._encode(ops, idempotency_key, None, trace=trace)
+            prepared = self.board.prepare_commit(ops, idempotency_key, None, trace=trace)
         except BaseException:
             telemetry.end_commits([span], [None])
             raise
-        self._queued.append((ops, keys, args, values, fp))
+        self._queued.append(prepared)
         self._spans.append(span)
 
     async def __aenter__(self) -> Batch:
@@ -784,17 +744,15 @@ class Batch:
             return self.results
         first = len(self.results)
         try:
-            commands = [functions.COMMIT.command(keys, args) for _o, keys, args, _v, _f in queued]
-            raw, acks = await board._send_many(commands)
+            calls = [(functions.COMMIT, p.call.keys, p.call.args) for p in queued]
+            raw, acks = await board.send_writes(calls)
         except RedisError as exc:
             telemetry.end_commits(spans, [exc] * len(spans))
             raise wrap_redis_error(exc) from exc
-        for (ops, keys, _args, values, fp), res in zip(queued, raw, strict=True):
+        for prepared, res in zip(queued, raw, strict=True):
             try:
-                if isinstance(res, RedisError):
-                    raise (await board._wrap_commit_error(res, ops)) from res
-                entries = await board._result(ops, values, res, keys[3], fp)
-                board._check_acks(acks, entries)
+                entries = await board.commit_result(prepared, res)
+                board.check_acks(acks, entries)
                 self.results.append(entries[0] if len(entries) == 1 else entries)
             except BlackboardError as err:
                 self.results.append(err)

@@ -1,4 +1,5 @@
-"""Operations a commit carries and the fences that guard it (no I/O; imports entry only).
+"""Operations a commit carries and the fences that guard it (no I/O; imports entry, and
+Fence from store/wire.py, where the fence block of the write functions is laid out).
 
 `board.transact([Put(...), Delete(...), Apply(...)])` applies all of them or none.
 """
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from blackboard.store.entry import ANY, Expect
+from blackboard.store.wire import Fence
 
 Reducer = Literal["add", "append", "union", "max", "min"]
 REDUCERS: frozenset[str] = frozenset({"add", "append", "union", "max", "min"})
@@ -43,21 +45,3 @@ class Apply:
 
 
 Op = Put | Delete | Apply
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """A condition checked inside the commit; if it fails, LeaseLostError and no write.
-
-    mode "eq": the string at `redis_key` must equal `token` (a lease with a fencing token).
-    mode "claim": stream entry `token` must be pending for `consumer` in `group` of the stream
-    at `redis_key`; the commit also acknowledges it.
-    mode "lease": as "claim", with `token` = ``<entry id>@<ms>``: the claim must also have been
-    delivered or renewed within the last <ms> (the agent runtime's claim lease).
-    """
-
-    mode: Literal["eq", "claim", "lease"]
-    redis_key: str
-    token: str
-    consumer: str = ""
-    group: str = ""

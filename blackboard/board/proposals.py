@@ -1,8 +1,8 @@
 """Proposals: competing values for one entry, one per proposer (board layer).
 
 `board.propose()` and `board.proposals()` delegate here; the compactor reconciles through
-merge_commit.py. Imports codec, entry, errors, keys, scripts, schema; the Board only for typing
-(and `wrap_redis_error` at call time, as watch.py does), never anything above the board.
+merge_commit.py. Imports codec, entry, errors, keys, functions, transport, wire and schema; the
+Board only for typing (it calls this module, never the other way), nothing above the board.
 
 Storage (see keys.py): the hash ``p:<key>`` holds one record per proposer, the zset
 ``proposed`` every entry key with open proposals and ``divergent`` those whose proposals
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from redis.exceptions import RedisError
 
-from blackboard.board.client import wrap_redis_error
+from blackboard.board.events import merged_proposals
 from blackboard.board.schema import SchemaRegistry
 from blackboard.errors import (
     BoardUnavailableError,
@@ -32,9 +32,10 @@ from blackboard.errors import (
     LeaseLostError,
     PermissionDeniedError,
 )
-from blackboard.store import codec, functions
+from blackboard.store import codec, functions, wire
 from blackboard.store.entry import Causation, Proposal
 from blackboard.store.keys import check_idempotency_key, check_key
+from blackboard.store.transport import wrap_redis_error
 
 if TYPE_CHECKING:
     from blackboard.board.client import Board
@@ -100,7 +101,7 @@ async def propose(
     check_key(key)
     conf = _check_confidence(key, confidence)
     settings = board.settings
-    schemas = board._schemas
+    schemas = board.schemas
     binding = schemas.find(key) if schemas else None
     data = value
     if binding is not None:
@@ -124,7 +125,7 @@ async def propose(
     )
     k = board.keys_
     if idempotency_key is None:
-        idem, ttl, fingerprint = board._auto_idempotency_key(), settings.auto_idempotency_ttl, ""
+        idem, ttl, fingerprint = board.auto_idempotency_key(), settings.auto_idempotency_ttl, ""
     else:
         idem, ttl = check_idempotency_key(idempotency_key), settings.idempotency_ttl
         h = hashlib.blake2b(digest_size=12)
@@ -137,7 +138,7 @@ async def propose(
         k.rev,
         k.log,
         k.idempotency(idem),
-        fence.redis_key if fence else k.rev,
+        wire.fence_key(fence, k.rev),
         k.entry(key),
         k.proposals(key),
         k.proposed,
@@ -147,10 +148,7 @@ async def propose(
         fingerprint,
         ttl,
         settings.log_cap,
-        fence.mode if fence else "",
-        fence.token if fence else "",
-        fence.consumer if fence else "",
-        fence.group if fence else "",
+        *wire.fence_args(fence),
         board.writer,
         (causation.activation or "") if causation else "",
         key,
@@ -160,15 +158,14 @@ async def propose(
         prefix,
     ]
     try:
-        res, acks = await board._send(functions.PROPOSE, keys, args)
+        res, acks = await board.send_write(functions.PROPOSE, keys, args)
     except RedisError as exc:
         raise wrap_redis_error(exc, key) from exc
     status = res[0]
     if status == b"ok":
         revision, ts, base = int(res[1]), int(res[2]), int(res[3])
     elif status == b"dup":
-        rev_b, ts_b, base_b = res[1].split(b"|")
-        revision, ts, base = int(rev_b), int(ts_b), int(base_b)
+        revision, ts, [base] = wire.parse_stored_result(res[1])
     elif status == b"fenced":
         raise LeaseLostError(fence.redis_key if fence else "?", res[1].decode())
     elif status == b"reused":
@@ -195,7 +192,7 @@ async def list_proposals(board: Board, key: str) -> list[Proposal]:
     except RedisError as exc:
         raise wrap_redis_error(exc, key) from exc
     found = [
-        parse_proposal(key, proposer.decode(), record, board._schemas)
+        parse_proposal(key, proposer.decode(), record, board.schemas)
         for proposer, record in raw.items()
     ]
     return sorted(found, key=lambda p: p.revision)
@@ -227,11 +224,3 @@ async def proposed_keys(
 ) -> list[tuple[str, int]]:
     """Like divergent_keys() for every entry with open proposals, agreeing or not."""
     return await _scored(board, board.keys_.proposed, after, limit)
-
-
-def merged_proposals(fields: dict[bytes, bytes]) -> list[tuple[str, int]]:
-    """The (proposer, revision) pairs a merge event removed ([] for other events)."""
-    raw = fields.get(b"mp")
-    if not raw:
-        return []
-    return [(str(p), int(r)) for p, r in msgpack.unpackb(raw, raw=False)]

@@ -1,5 +1,5 @@
 """Restoring a snapshot into an empty board, and replaying the change log over a snapshot
-(compactor layer: imports the board layer, codec, proposals, retention and snapshot).
+(board layer: imports the client, events, retention, snapshot, codec and transport).
 
 `restore()` refuses a board that holds any key (BoardNotEmptyError) and claims the board by
 setting its revision counter with SET NX before writing anything else, so two imports into
@@ -16,13 +16,14 @@ from typing import Any
 import msgpack
 from redis.exceptions import RedisError
 
-from blackboard.board.client import Board, wrap_redis_error
-from blackboard.board.proposals import merged_proposals
+from blackboard.board.client import Board
+from blackboard.board.events import parse_log_event
 from blackboard.board.retention import scan_step
 from blackboard.board.snapshot import check_document
-from blackboard.errors import BoardNotEmptyError, SnapshotError
+from blackboard.errors import BoardNotEmptyError, CorruptEntryError, SnapshotError
 from blackboard.store import codec
 from blackboard.store.entry import Causation
+from blackboard.store.transport import wrap_redis_error
 
 __all__ = ["BoardState", "Restored", "replay", "restore", "state_of"]
 
@@ -172,22 +173,26 @@ def replay(state: BoardState, events: list[tuple[bytes, dict[bytes, bytes]]]) ->
         if rev != out.revision + 1:
             raise SnapshotError(f"the log skips from revision {out.revision} to {rev}")
         out.revision = rev
-        writer = fields[b"w"].decode()
-        for i in range(1, int(fields[b"n"]) + 1):
-            s = str(i).encode()
-            key = fields[b"k" + s].decode()
-            kind = codec.KINDS[fields[b"o" + s]]
-            data = fields[b"d" + s]
+        try:
+            event = parse_log_event(event_id, fields)
+            merged = event.merged
+        except CorruptEntryError as exc:
+            raise SnapshotError(f"cannot replay the change log: {exc}") from None
+        for op in event.ops:
+            key, kind, version = op.key, op.kind, op.version
             if kind == "propose":
-                payload = codec.decode_value(key, data)
-                out.proposals[(key, writer)] = (rev, payload["value"], payload["confidence"])
+                payload = codec.decode_value(key, op.data)
+                out.proposals[(key, event.writer)] = (
+                    rev,
+                    payload["value"],
+                    payload["confidence"],
+                )
                 continue
-            version = int(fields[b"v" + s])
             if kind == "delete":
                 out.entries[key] = (version, rev, True, None)
             else:
-                out.entries[key] = (version, rev, False, codec.decode_value(key, data))
-            for proposer, revision in merged_proposals(fields):
+                out.entries[key] = (version, rev, False, codec.decode_value(key, op.data))
+            for proposer, revision in merged:
                 held = out.proposals.get((key, proposer))
                 if held is not None and held[0] == revision:
                     del out.proposals[(key, proposer)]

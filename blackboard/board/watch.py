@@ -1,4 +1,5 @@
-"""Reading the change log: `board.watch()` (board layer; imports board helpers, codec).
+"""Reading the change log: `board.watch()` (board layer; imports events, functions,
+transport; the Board only for typing: the client calls this module, never the other way).
 
 Every commit appends one stream event with id ``<revision>-1`` carrying its operations, so a
 watcher resumes from any retained revision. Events are read through the library's
@@ -19,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from blackboard import telemetry
-from blackboard.errors import CorruptEntryError, HistoryTrimmedError
+from blackboard.board.events import decode_value, parse_log_event
+from blackboard.errors import HistoryTrimmedError
 from blackboard.store import functions
-from blackboard.store.codec import KINDS
 from blackboard.store.entry import Change
 from blackboard.store.keys import check_pattern
+from blackboard.store.transport import wrap_redis_error
 
 if TYPE_CHECKING:
     from blackboard.board.client import Board
@@ -33,27 +35,9 @@ log_ = logging.getLogger("blackboard.watch")
 
 def parse_event(board: Board, event_id: bytes, fields: dict[bytes, bytes]) -> list[Change]:
     """The changes of one log event; raises CorruptEntryError for a malformed event."""
-    try:
-        revision = int(event_id.split(b"-", 1)[0])
-        ts = int(fields[b"t"])
-        writer = fields[b"w"].decode()
-        activation = fields.get(b"a", b"").decode() or None
-        out = []
-        for i in range(1, int(fields[b"n"]) + 1):
-            s = str(i).encode()
-            key = fields[b"k" + s].decode()
-            kind = KINDS[fields[b"o" + s]]
-            value = board.decode_change_value(key, kind, fields[b"d" + s])
-            out.append(
-                Change(revision, key, int(fields[b"v" + s]), kind, value, writer, ts, activation)
-            )
-        return out
-    except CorruptEntryError:
-        raise
-    except Exception as exc:
-        raise CorruptEntryError(
-            f"log event {event_id.decode(errors='replace')}", f"malformed ({exc!r})"
-        ) from None
+    event = parse_log_event(event_id, fields)
+    schemas = board.schemas
+    return [event.change(op, decode_value(op.key, op.kind, op.data, schemas)) for op in event.ops]
 
 
 def check_args(events: Sequence[tuple[Any, dict[bytes, bytes] | None]]) -> list[Any]:
@@ -100,8 +84,6 @@ async def oldest_revision(board: Board) -> int | None:
 async def watch_changes(
     board: Board, pattern: str, since: int | None, idle_timeout: float | None, block_ms: int
 ) -> AsyncIterator[Change]:
-    from blackboard.board.client import wrap_redis_error
-
     check_pattern(pattern)
     match_all = pattern == "*"
     log = board.keys_.log

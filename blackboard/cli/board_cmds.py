@@ -32,6 +32,7 @@ from blackboard.cli.context import (
 )
 from blackboard.errors import BlackboardError
 from blackboard.store.entry import ABSENT, Entry
+from blackboard.store.keys import check_pattern
 from blackboard.store.server import RedisServer
 
 ExpectOpt = Annotated[
@@ -211,6 +212,7 @@ def watch(
 
     async def go() -> None:
         seen = 0
+        check_pattern(pattern)  # a bad pattern is the one error line, before any note
         async with connect(url, board=board) as b:
             if since is not None:
                 current = await b.revision()

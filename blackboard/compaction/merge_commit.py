@@ -1,6 +1,7 @@
 """The reconcile commit (``lua/merge.lua``) and the reads it decides from (board layer).
 
-Imports codec, entry, errors, keys, ops, scripts and proposals; the Board only for typing.
+Imports codec, entry, errors, keys, functions, transport, wire, ops and proposals; the Board
+only for typing.
 The compactor reads many entries with their proposals in one pipelined round trip
 (`read_for_merge`) and sends the merge commits of a round in another (`commit_merges`);
 each commit still succeeds or fails alone. A merge is all or nothing over the proposal
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from redis.exceptions import RedisError
 
-from blackboard.board.client import wrap_redis_error
 from blackboard.board.ops import Fence
 from blackboard.board.proposals import parse_proposal
 from blackboard.errors import (
@@ -27,9 +27,10 @@ from blackboard.errors import (
     CorruptEntryError,
     LeaseLostError,
 )
-from blackboard.store import codec, functions
+from blackboard.store import codec, functions, transport, wire
 from blackboard.store.entry import Proposal
 from blackboard.store.keys import check_key
+from blackboard.store.transport import wrap_redis_error
 
 if TYPE_CHECKING:
     from blackboard.board.client import Board
@@ -82,12 +83,11 @@ class MergeCommit:
     divergent: bool
 
 
-async def _pipelined(board: Board, calls: list[tuple[functions.Script | None, Any]]) -> list[Any]:
-    """Run (script, (keys, args)) or (None, (command, *args)) in one round trip; results
-    or exceptions in order (functions.pipelined: a missing library is loaded once)."""
-    commands = [call if script is None else script.command(*call) for script, call in calls]
+async def _pipelined(board: Board, calls: list[transport.Call]) -> list[Any]:
+    """Run function calls and plain commands in one round trip (`transport.send`); results
+    or the errors the server answered, in order."""
     try:
-        return await functions.pipelined(board.redis, commands)
+        return await transport.send(board.redis, calls)
     except RedisError as exc:
         raise wrap_redis_error(exc) from exc
 
@@ -96,10 +96,10 @@ async def read_for_merge(board: Board, keys: Sequence[str]) -> list[MergeState |
     """The current state of each entry with its open proposals, in one round trip; a
     CorruptEntryError in place of an entry that cannot be read."""
     k = board.keys_
-    calls: list[tuple[functions.Script | None, Any]] = []
+    calls: list[transport.Call] = []
     for key in keys:
-        calls.append((functions.READ, ([k.entry(key)], ["c"])))
-        calls.append((None, ("HGETALL", k.proposals(key))))
+        calls.append((functions.READ, [k.entry(key)], ["c"]))
+        calls.append(("HGETALL", k.proposals(key)))
     raw = await _pipelined(board, calls)
     out: list[MergeState | BlackboardError] = []
     for i, key in enumerate(keys):
@@ -144,8 +144,8 @@ def _encode(board: Board, req: MergeRequest, fence: Fence | None) -> tuple[list[
         k.rev,
         k.log,
         k.index,
-        k.idempotency(board._auto_idempotency_key()),
-        fence.redis_key if fence else k.rev,
+        k.idempotency(board.auto_idempotency_key()),
+        wire.fence_key(fence, k.rev),
         k.entry(req.key),
         k.proposals(req.key),
         k.proposed,
@@ -155,8 +155,7 @@ def _encode(board: Board, req: MergeRequest, fence: Fence | None) -> tuple[list[
         settings.auto_idempotency_ttl,
         settings.history_keep,
         settings.log_cap,
-        fence.mode if fence else "",
-        fence.token if fence else "",
+        *wire.fence_args(fence, claims=False),
         board.writer,
         req.key,
         str(req.expect_version) if req.expect_version > 0 else "0",
@@ -219,10 +218,10 @@ async def commit_merges(
 ) -> list[MergeCommit | BlackboardError | None]:
     """Send many merge commits in one round trip (each succeeds or fails alone); for each,
     what commit_merge() would return, or the error it would raise."""
-    calls: list[tuple[functions.Script | None, Any]] = []
+    calls: list[transport.Call] = []
     out: list[MergeCommit | BlackboardError | None] = []
     for req in requests:
-        calls.append((functions.MERGE, _encode(board, req, fence)))
+        calls.append((functions.MERGE, *_encode(board, req, fence)))
     raw = await _pipelined(board, calls) if calls else []
     for req, res in zip(requests, raw, strict=True):
         try:

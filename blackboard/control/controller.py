@@ -31,6 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from blackboard import telemetry
 from blackboard.board.client import Board, backoff_delay, wrap_redis_error
+from blackboard.board.events import decode_value, parse_log_event
 from blackboard.board.watch import check_args
 from blackboard.control.admission import Admission, candidate
 from blackboard.control.agenda import Agenda, Candidate, OpenActivation
@@ -40,10 +41,9 @@ from blackboard.control.policy import Policy, roles_of
 from blackboard.control.policy_board import POLICY_KEY, last_valid_policy, load_policy, policy_of
 from blackboard.control.role_steering import ROLE_COMMANDS, RoleSteering
 from blackboard.control.rules import RuleIndex, compile_rules
-from blackboard.errors import BlackboardError, StaleLeaseError
+from blackboard.errors import BlackboardError, CorruptEntryError, StaleLeaseError
 from blackboard.settings import Settings
 from blackboard.store import codec, functions
-from blackboard.store.codec import KINDS
 from blackboard.store.entry import Change
 from blackboard.store.lease import Lease
 
@@ -467,39 +467,31 @@ class Controller:
             )  # fmt: skip
         self._last_rev = max(self._last_rev, revision)
         try:
-            n = int(fields[b"n"])
-            parent_id = fields.get(b"a", b"").decode() or None
-            writer = fields[b"w"].decode()
-            ts = int(fields[b"t"])
-            trace = fields[b"tp"].decode("ascii", "replace") if b"tp" in fields else None
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
-            log.error("skipping malformed log event %s: %r", entry_id, exc)
+            event = parse_log_event(entry_id, fields)
+        except CorruptEntryError as exc:
+            log.error("skipping malformed log event %s: %s", entry_id, exc)
             batch.log_acks.append(entry_id)
             return
+        parent_id = event.activation
         parent = None
         if parent_id:
             parent = self.agenda.open.get(parent_id)
             # a proposal is sent before its activation settles (finish.lua reports that)
-            if parent is not None and fields.get(b"o1") != b"q":
-                self._finish(batch, parent_id, True, "", writer, now)
+            if parent is not None and event.ops and event.ops[0].kind != "propose":
+                self._finish(batch, parent_id, True, "", event.writer, now)
             else:
                 parent = await self._lookup(parent_id)
         escalating = parent is not None and self.admission.escalates(parent.role)
         waiting = 0
-        for i in range(1, n + 1):
-            s = str(i).encode()
+        schemas = self.board.schemas
+        for i, op in enumerate(event.ops, 1):
+            key, raw = op.key, op.data
+            matches = self._rules.match(key)
+            if not matches and not escalating and key != POLICY_KEY:
+                continue
             try:
-                key = fields[b"k" + s].decode()
-                matches = self._rules.match(key)
-                if not matches and not escalating and key != POLICY_KEY:
-                    continue
-                kind = KINDS[fields[b"o" + s]]
-                raw = fields[b"d" + s]
-                value = self.board.decode_change_value(key, kind, raw)
-                change = Change(
-                    revision, key, int(fields[b"v" + s]), kind, value, writer, ts, trace=trace
-                )
-            except (KeyError, ValueError, BlackboardError) as exc:
+                change = event.change(op, decode_value(key, op.kind, raw, schemas))
+            except (ValueError, BlackboardError) as exc:
                 log.error("skipping operation %d of log event %s: %r", i, entry_id, exc)
                 continue
             if key == POLICY_KEY:

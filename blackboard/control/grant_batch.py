@@ -21,7 +21,7 @@ from blackboard.control.agenda import Candidate
 from blackboard.control.decisions import decision
 from blackboard.errors import StaleLeaseError
 from blackboard.store import functions, transport
-from blackboard.store.durability import Durability, send_calls
+from blackboard.store.durability import Durability
 from blackboard.store.entry import Change
 from blackboard.store.keys import BoardKeys
 
@@ -185,8 +185,8 @@ class GrantBatch:
             if durability is None or durability.is_local:
                 [res] = await transport.send(redis, [(functions.GRANT, fixed + self.keys, argv)])
             else:
-                cmd = functions.GRANT.command(fixed + self.keys, argv)
-                [res], acks = await send_calls(redis, k.rev, [cmd], durability)
+                call = (functions.GRANT, fixed + self.keys, argv)
+                [res], acks = await transport.send_write(redis, k.rev, [call], durability)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         if isinstance(res, RedisError):

@@ -388,16 +388,18 @@ class AgentRuntime:
             await loop.run_in_executor(self._threads, run, self.agent.handle, act, sync_board)
 
     async def _commit(self, view: Board, act: Activation, ops: list[Op]) -> list[Entry]:
-        keys, args, values, fingerprint = view._encode(ops, act.id, None)
+        prepared = view.prepare_commit(ops, act.id)
+        keys, args = prepared.call.keys, prepared.call.args
+        res: Any
         try:
             if view.durability.is_local:
                 res, acks = await self._pipe.call(functions.COMMIT, keys, args), None
             else:  # the wait must follow the commit on its connection: not batched
-                res, acks = await view._send(functions.COMMIT, keys, args)
+                res, acks = await view.send_write(functions.COMMIT, keys, args)
         except RedisError as exc:
-            raise (await view._wrap_commit_error(exc, ops)) from exc
-        entries = await view._result(ops, values, res, keys[3], fingerprint)
-        view._check_acks(acks, entries)  # DurabilityError: the claim's fate follows the write
+            res, acks = exc, None  # commit_result raises it as the board's error
+        entries = await view.commit_result(prepared, res)
+        view.check_acks(acks, entries)  # DurabilityError: the claim's fate follows the write
         return entries
 
     async def _settle(
@@ -428,7 +430,7 @@ class AgentRuntime:
             if self.board.durability.is_local:
                 res, acks = await self._pipe.call(functions.FINISH, keys, args), None
             else:
-                res, acks = await self.board._send(functions.FINISH, keys, args)
+                res, acks = await self.board.send_write(functions.FINISH, keys, args)
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
         if res[0] == b"fenced":

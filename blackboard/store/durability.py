@@ -1,5 +1,5 @@
-"""Durability levels: when a write counts as acknowledged (board layer; imports errors,
-scripts and settings).
+"""Durability levels: when a write counts as acknowledged (store layer; imports errors
+and settings; `transport.send_write` sends writes at a level).
 
 Redis replicates asynchronously: a primary answers a write before any replica has it, so a
 failover can lose writes the primary acknowledged. A `Durability` says how much more a write
@@ -43,7 +43,6 @@ from blackboard.errors import (
     PermissionDeniedError,
 )
 from blackboard.settings import Settings
-from blackboard.store import functions
 
 __all__ = [
     "LEVELS",
@@ -53,7 +52,6 @@ __all__ = [
     "check_support",
     "confirm",
     "send",
-    "send_calls",
 ]
 
 Level = Literal["local", "replicated", "fsynced"]
@@ -154,31 +152,6 @@ async def send(
     if isinstance(reply, BaseException):
         raise reply
     return results, durability.acks(reply)
-
-
-async def send_calls(
-    redis: Any, revision_key: str, commands: list[tuple[Any, ...]], durability: Durability
-) -> tuple[list[Any], Acks]:
-    """Write-function calls (`Script.command()` tuples) on the board whose revision counter
-    is `revision_key`, then the wait, as `send` does. Calls that met a missing library
-    (nothing ran) are sent again after loading it; when one was, or a reply is an idempotent
-    replay (``{'dup', ...}``: it wrote nothing on this connection, and its first attempt may
-    have been made on another one after the offset waited for), `confirm` waits again.
-    Raises as `send`, and LibraryMissingError."""
-    raw, acks = await send(redis, revision_key, commands, durability)
-    missing = [i for i, r in enumerate(raw) if functions.is_missing(r)]
-    if missing:
-        await functions.load_library(redis)
-        again, _ = await send(redis, revision_key, [commands[i] for i in missing], durability)
-        for i, res in zip(missing, again, strict=True):
-            raw[i] = res
-    if missing or any(_replayed(r) for r in raw):
-        acks = await confirm(redis, revision_key, durability)
-    return raw, acks
-
-
-def _replayed(res: Any) -> bool:
-    return isinstance(res, list) and bool(res) and res[0] == b"dup"
 
 
 async def confirm(redis: Any, revision_key: str, durability: Durability) -> Acks:

@@ -1,5 +1,5 @@
-"""The server-side code of blackboard: one Redis Functions library, and the one way to call it
-(bottom layer: imports errors only).
+"""The server-side code of blackboard: one Redis Functions library and its functions (store
+layer: imports transport, which sends every call).
 
 Each function's source lives in ``blackboard/store/lua/<name>.lua`` with a header giving its KEYS,
 ARGV and return value; ``lua/preamble.lua`` and ``lua/reducers.lua`` hold helpers shared by
@@ -23,9 +23,9 @@ import hashlib
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import ResponseError
 
-from blackboard.errors import LibraryMissingError
+from blackboard.store import transport
 
 # (file name, read-only) in library order; read-only functions carry the 'no-writes' flag
 # and run with FCALL_RO, so a user with read-only access to their keys may call them
@@ -72,28 +72,14 @@ def _library() -> tuple[str, str]:
 VERSION, LIBRARY = _library()
 
 
-def is_missing(exc: Any) -> bool:
-    """Whether a reply says the server lacks the function (nothing ran)."""
-    return isinstance(exc, ResponseError) and "function not found" in str(exc).lower()
+LIB = transport.Library(VERSION, LIBRARY)
+is_missing = transport.is_missing
 
 
 async def load_library(redis: Any) -> None:
-    """FUNCTION LOAD the library on the server (every primary of a cluster), replacing a copy
-    of the same version. Raises LibraryMissingError when this user may not load code."""
-    try:
-        if hasattr(redis, "get_primaries"):  # a cluster client: each primary has its own
-            for node in redis.get_primaries():
-                await redis.execute_command(
-                    "FUNCTION", "LOAD", "REPLACE", LIBRARY, target_nodes=node
-                )
-        else:
-            await redis.execute_command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
-    except NoPermissionError as exc:
-        raise LibraryMissingError(VERSION, "this user may not load it") from exc
-    except ResponseError as exc:
-        if "NOPERM" in str(exc):
-            raise LibraryMissingError(VERSION, "this user may not load it") from exc
-        raise
+    """FUNCTION LOAD this library on the server (every primary of a cluster), replacing a
+    copy of the same version. Raises LibraryMissingError when this user may not load code."""
+    await transport.load_library(redis, LIB)
 
 
 async def check_library(redis: Any, node: Any = None) -> None:
@@ -120,46 +106,25 @@ class Script:
         # to its keys may call it (FCALL declares its keys read-write)
         self.fcall = "FCALL_RO" if readonly else "FCALL"
 
+    @property
+    def library(self) -> transport.Library:
+        return LIB
+
     async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run the function; raises redis errors unchanged (callers wrap them), and
-        LibraryMissingError when the server lacks the library and this user may not load it.
-        "Function not found" means nothing ran, so loading and calling again is safe."""
-        try:
-            return await redis.execute_command(self.fcall, self.fname, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not is_missing(exc):
-                raise
-        await load_library(redis)
-        return await redis.execute_command(self.fcall, self.fname, len(keys), *keys, *args)
+        """Run the function (`transport.call`); raises redis errors unchanged (callers wrap
+        them), and LibraryMissingError when the server lacks the library and this user may
+        not load it."""
+        return await transport.call(redis, self, keys, args)
 
     def command(self, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
         """The command as a tuple of arguments (for packed and pipelined sends)."""
         return (self.fcall, self.fname, len(keys), *keys, *args)
 
-    def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        """Queue the call on a pipeline."""
-        pipe.execute_command(*self.command(keys, args))
-
 
 async def pipelined(redis: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send raw commands (`Script.command()` tuples among them) in one round trip; results in
-    order, a ResponseError in place of a refused one. Commands that met a missing library
-    (nothing ran) are sent again once after loading it. Raises redis connection errors and
-    LibraryMissingError."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for cmd in commands:
-            pipe.execute_command(*cmd)
-        raw = list(await pipe.execute(raise_on_error=False))
-    missing = [i for i, r in enumerate(raw) if is_missing(r)]
-    if missing:
-        await load_library(redis)
-        async with redis.pipeline(transaction=False) as pipe:
-            for i in missing:
-                pipe.execute_command(*commands[i])
-            again = await pipe.execute(raise_on_error=False)
-        for i, res in zip(missing, again, strict=True):
-            raw[i] = res
-    return raw
+    """Send raw commands (`Script.command()` tuples among them) in one round trip
+    (`transport.send`); results in order, a ResponseError in place of a refused one."""
+    return await transport.send(redis, commands, LIB)
 
 
 COMMIT = Script("commit")

@@ -1,47 +1,223 @@
-"""Script calls sent in one write and packed by hiredis (board layer; imports scripts).
+"""The one way function calls are sent to Redis (store layer; imports durability and errors).
+
+Every call of the library's functions goes through `send` (several calls, one round trip),
+`call` (one call) or `send_write` (calls followed by the durability wait on the same
+connection), and so through the one "library missing → load it → send again" path: a
+"function not found" reply means nothing ran, so loading the library and resending is safe.
 
 redis-py 8 packs commands in Python and runs each through its pipeline machinery; for the
 controller's grant batches (thousands of keys) and the agents' settling calls (two dozen
-arguments each) that costs more CPU than the server spends running the scripts. Here every
-call is packed by hiredis's C packer, written at once on one pooled connection, and the
-replies are read in order; an error reply is returned in place of its result, never raised.
-A client without a connection pool (a cluster client) goes through redis-py's pipeline.
+arguments each) that costs more CPU than the server spends running the functions. Here the
+calls are packed by hiredis's C packer, written at once on one pooled connection, and the
+replies read in order; an error reply is returned in place of its result, never raised. A
+client without a connection pool (a cluster client) goes through redis-py's pipeline.
 `Batcher` gathers the calls many tasks make at about the same time into such batches.
+`wrap_redis_error` turns redis-py's errors into the blackboard's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    NoPermissionError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
 
-from blackboard.store import functions
-from blackboard.store.functions import Script
+from blackboard.errors import (
+    BlackboardError,
+    BoardUnavailableError,
+    CorruptEntryError,
+    LibraryMissingError,
+    PermissionDeniedError,
+)
+from blackboard.store import durability as durability_
+from blackboard.store.durability import Acks, Durability
 
-__all__ = ["Batcher", "Call", "send"]
+__all__ = [
+    "Batcher",
+    "Call",
+    "Function",
+    "Library",
+    "call",
+    "is_missing",
+    "load_library",
+    "send",
+    "send_write",
+    "wrap_redis_error",
+]
 
-Call = tuple[Script, Sequence[Any], Sequence[Any]]
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """A functions library: its version and the text given to ``FUNCTION LOAD``."""
+
+    version: str
+    text: str
 
 
-async def send(redis: Redis, calls: Sequence[Call]) -> list[Any]:
-    """Run every (script, keys, args) call; results in order (a ResponseError for a call the
-    server refused). Raises redis-py's connection errors and LibraryMissingError."""
-    pool = getattr(redis, "connection_pool", None)
-    commands = [s.command(list(k), list(a)) for s, k, a in calls]
-    if pool is None:
-        return await functions.pipelined(redis, commands)
-    results = await _send_packed(pool, commands)
-    missing = [i for i, r in enumerate(results) if functions.is_missing(r)]
-    if missing:  # the server lacks the library: nothing ran for these
-        await functions.load_library(redis)
-        redone = await _send_packed(pool, [commands[i] for i in missing])
+class Function(Protocol):
+    """One function of a library (`functions.Script`)."""
+
+    @property
+    def library(self) -> Library: ...
+
+    def command(self, keys: list[str], args: list[Any]) -> tuple[Any, ...]: ...
+
+
+# (function, keys, args), or a plain command tuple such as ("HGETALL", key)
+Call = tuple[Function, Sequence[Any], Sequence[Any]] | tuple[Any, ...]
+
+
+def wrap_redis_error(exc: RedisError, key: str | None = None) -> BlackboardError:
+    """The blackboard error for a redis-py error (callers `raise ... from exc`)."""
+    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
+        return PermissionDeniedError(f"Redis refused {key or 'the command'}: {exc}")
+    if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
+        return CorruptEntryError(key or "?", "a Redis key of another type is in the way")
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return BoardUnavailableError(f"Redis is unreachable: {exc}")
+    return BoardUnavailableError(f"Redis error: {exc}")
+
+
+def is_missing(reply: Any) -> bool:
+    """Whether a reply says the server lacks the function (nothing ran)."""
+    return isinstance(reply, ResponseError) and "function not found" in str(reply).lower()
+
+
+async def load_library(redis: Any, library: Library) -> None:
+    """FUNCTION LOAD `library` on the server (every primary of a cluster), replacing a copy
+    of the same version. Raises LibraryMissingError when this user may not load code."""
+    try:
+        if hasattr(redis, "get_primaries"):  # a cluster client: each primary has its own
+            for node in redis.get_primaries():
+                await redis.execute_command(
+                    "FUNCTION", "LOAD", "REPLACE", library.text, target_nodes=node
+                )
+        else:
+            await redis.execute_command("FUNCTION", "LOAD", "REPLACE", library.text)
+    except NoPermissionError as exc:
+        raise LibraryMissingError(library.version, "this user may not load it") from exc
+    except ResponseError as exc:
+        if "NOPERM" in str(exc):
+            raise LibraryMissingError(library.version, "this user may not load it") from exc
+        raise
+
+
+def _commands(calls: Sequence[Call]) -> tuple[list[tuple[Any, ...]], Library | None]:
+    commands: list[tuple[Any, ...]] = []
+    library: Library | None = None
+    for c in calls:
+        head = c[0] if c else None
+        if isinstance(head, str | bytes) or head is None:
+            commands.append(tuple(c))
+        else:
+            fn: Function = head
+            commands.append(fn.command(list(c[1]), list(c[2])))
+            library = library or fn.library
+    return commands, library
+
+
+async def _with_library(
+    redis: Any,
+    commands: list[tuple[Any, ...]],
+    library: Library | None,
+    run: Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]],
+) -> tuple[list[Any], bool]:
+    """`run(commands)`, and once more for those that met a missing library after loading
+    it (the one retry path); the results in order and whether any were sent again."""
+    results = await run(commands)
+    missing = [i for i, r in enumerate(results) if is_missing(r)] if library else []
+    if missing:
+        assert library is not None
+        await load_library(redis, library)
+        redone = await run([commands[i] for i in missing])
         for i, res in zip(missing, redone, strict=True):
             results[i] = res
+    return results, bool(missing)
+
+
+async def send(redis: Redis, calls: Sequence[Call], library: Library | None = None) -> list[Any]:
+    """Run every call in one round trip; results in order (a ResponseError for a call the
+    server refused). `library`: the one to load for plain FCALL tuples (default: that of
+    the first function call). Raises redis-py's connection errors and LibraryMissingError."""
+    commands, found = _commands(calls)
+    pool = getattr(redis, "connection_pool", None)
+
+    async def run(cmds: list[tuple[Any, ...]]) -> list[Any]:
+        if pool is None:
+            return await _pipelined(redis, cmds)
+        return await _send_packed(pool, cmds)
+
+    results, _ = await _with_library(redis, commands, library or found, run)
     return results
+
+
+async def call(redis: Any, fn: Function, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """Run one function call; its result. Raises redis errors unchanged (callers wrap them)
+    and LibraryMissingError when the server lacks the library and this user may not load it."""
+    command = fn.command(list(keys), list(args))
+
+    async def run(cmds: list[tuple[Any, ...]]) -> list[Any]:
+        try:
+            return [await redis.execute_command(*cmds[0])]
+        except ResponseError as exc:
+            if not is_missing(exc):
+                raise
+            return [exc]
+
+    [res], _ = await _with_library(redis, [command], fn.library, run)
+    if isinstance(res, RedisError):
+        raise res
+    return res
+
+
+async def send_write(
+    redis: Any, revision_key: str, calls: Sequence[Call], durability: Durability
+) -> tuple[list[Any], Acks | None]:
+    """Write-function calls on the board whose revision counter is `revision_key`, and at a
+    level above 'local' the durability wait on the same connection (durability.send): the
+    results (a ResponseError in place of a refused call) and the acknowledgements (None at
+    'local'). When a call was sent again, or a reply is an idempotent replay (``{'dup',
+    ...}``: it wrote nothing on this connection, and its first attempt may have been made on
+    another one), `durability.confirm` waits again. Raises as `send`, and the wait's error."""
+    if durability.is_local:
+        return await send(redis, calls), None
+    commands, library = _commands(calls)
+    acks: list[Acks] = []
+
+    async def run(cmds: list[tuple[Any, ...]]) -> list[Any]:
+        results, got = await durability_.send(redis, revision_key, cmds, durability)
+        acks.append(got)
+        return results
+
+    results, resent = await _with_library(redis, commands, library, run)
+    if resent or any(_replayed(r) for r in results):
+        return results, await durability_.confirm(redis, revision_key, durability)
+    return results, acks[0]
+
+
+def _replayed(res: Any) -> bool:
+    return isinstance(res, list) and bool(res) and res[0] == b"dup"
+
+
+async def _pipelined(redis: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for cmd in commands:
+            pipe.execute_command(*cmd)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 async def _send_packed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -64,20 +240,20 @@ async def _send_packed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 class Batcher:
-    """Script calls made while a batch is in flight go out together in the next one: one
+    """Function calls made while a batch is in flight go out together in the next one: one
     write and one read per reply, whatever the number of tasks calling. Run `run()` as a
     task; `call()` waits for that task to send it."""
 
     def __init__(self, redis: Redis, limit: int = 256) -> None:
         self._redis = redis
         self._limit = limit
-        self._items: list[tuple[Script, Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
+        self._items: list[tuple[Function, Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
 
-    async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """The script's result; raises the server's error for this call (ResponseError)."""
+    async def call(self, fn: Function, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """The function's result; raises the server's error for this call (ResponseError)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._items.append((script, keys, args, fut))
+        self._items.append((fn, keys, args, fut))
         self._wake.set()
         res = await fut
         if isinstance(res, RedisError):

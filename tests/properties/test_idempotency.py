@@ -43,7 +43,8 @@ async def test_retry_after_the_connection_dropped_post_apply(
     board: blackboard.Board, redis_server: blackboard.RedisServer
 ) -> None:
     await functions.check_library(board.redis)
-    keys, args, _values, _fp = board._encode([Put("k", {"n": 1})], "req-1", None)
+    call = board.prepare_commit([Put("k", {"n": 1})], "req-1").call
+    keys, args = call.keys, call.args
     _reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
     writer.write(_resp("AUTH", redis_server.password))  # test servers require a password
     writer.write(_resp("FCALL", functions.COMMIT.fname, len(keys), *keys, *args))

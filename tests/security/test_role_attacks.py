@@ -109,9 +109,8 @@ async def test_commit_naming_another_entry_in_keys_is_refused(
     await setup.admin.put("sys/policy-like", {"x": 1})
     before = await board_state(setup.admin)
     # KEYS name an entry the role owns, ARGV records another key: the log would lie
-    keys, args, _v, _f = setup.triage._encode(
-        [blackboard.Put("ticket/1/triage", {"evil": True})], "k1", None
-    )
+    call = setup.triage.prepare_commit([blackboard.Put("ticket/1/triage", {"evil": True})], "k1")
+    keys, args = call.call.keys, call.call.args
     args[10 + 3] = "sys/policy"
     res = await functions.COMMIT(setup.raw, keys, args)
     assert res[0] == b"badop" and b"does not belong" in res[2]
@@ -256,20 +255,23 @@ async def test_role_cannot_enumerate_reset_or_destroy(setup: Setup) -> None:
 async def test_server_enforces_limits_and_reducer_arguments(setup: Setup) -> None:
     board = setup.triage
     # a raw call that claims no client limit still meets the board's 1 MiB
-    keys, args, _v, _f = board._encode([blackboard.Put("ticket/1/triage", "x")], "big", None)
+    c = board.prepare_commit([blackboard.Put("ticket/1/triage", "x")], "big").call
+    keys, args = c.keys, c.args
     args[10 + 5] = msgpack.packb("y" * (2 << 20))
     args[-1] = 0
     res = await functions.COMMIT(setup.raw, keys, args)
     assert res[0] == b"badop" and b"over the limit" in res[2]
     # an append argument that is not exactly one msgpack object would corrupt the entry
     await board.apply("stats/triaged", "append", 1)
-    keys, args, _v, _f = board._encode([blackboard.Apply("stats/triaged", "append", 2)], None, None)
+    c = board.prepare_commit([blackboard.Apply("stats/triaged", "append", 2)], None).call
+    keys, args = c.keys, c.args
     args[10 + 5] = b"\x01\x02"
     res = await functions.COMMIT(setup.raw, keys, args)
     assert res[0] == b"badop" and b"one msgpack object" in res[2]
     assert (await board.get("stats/triaged")).value == [1]  # type: ignore[union-attr]
     # a writer id with terminal escapes
-    keys, args, _v, _f = board._encode([blackboard.Put("ticket/1/triage", 1)], None, None)
+    c = board.prepare_commit([blackboard.Put("ticket/1/triage", 1)], None).call
+    keys, args = c.keys, c.args
     args[8] = "\x1b]0;pwned\x07"
     assert (await functions.COMMIT(setup.raw, keys, args))[0] == b"badop"
 
