@@ -1,14 +1,26 @@
-"""The TUI's read model of the control plane: agents, the agenda, decisions, escalations.
+"""The read API of the control plane: what the edges (CLI, TUI, scenario runner) show of a
+running system, as typed, frozen records (control layer; imports board, activation,
+decisions, policy_board, steering).
 
-I/O-only reads the views call, each a few pipelined round trips bounded by what is open
-(never the entries of the board): agent presence (``agents``), activations granted and not
-finished (``open`` and the ``act:<id>`` records), the claims in each role's queue (XPENDING of
-consumer group ``agents``), the controller's published status and breakers (``ctl:state``),
-and the decision lists of recently changed entries (``why:<key>``). Roles as operators
-steer them, scheduled retries and dead letters come through `blackboard.control.steering`, the
-candidates waiting on the agenda from the leader's published status. Formats are those
-written by controller.py, runtime.py, activation.py and decisions.py. Imports the engine and
-no textual.
+The edges never name a Redis key; everything they read of the controller's and the agents'
+state comes through here, each read a few pipelined round trips bounded by what is open
+(never the entries of the board):
+
+- agents: `heartbeats` / `heartbeat` / `agent_names` (the agents' presence records), and
+  `ControlReader.agents` (the same with the claims each holds and its role's breaker);
+- the leader: `lease_holder` (who holds the controller lease), `ControlReader.status` and
+  `breakers` (the leader's published status, ``ctl:state``);
+- activations: `open_activation_ids`, `queue_counts` (consumer group ``agents`` of a role's
+  queue), `dead_letter_ids`, `activation_records` / `all_activations` (``act:<id>``),
+  `ControlReader.open_activations` / `claims` / `activations` (by state, for the screens);
+- roles as operators steer them and scheduled retries come through `steering`;
+- decisions: `ControlReader.decisions` (``why:<key>``);
+- retained versions of entries: `retained_histories` (what the scenario runner checks).
+
+Formats are those written by controller.py, agent_runtime.py, activation.py and
+decisions.py. A record that does not decode raises CorruptEntryError naming the record and
+what was wrong, unless the reader is asked to skip such records (views that must keep
+drawing). Imports no textual.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 from redis.exceptions import RedisError, ResponseError
@@ -26,16 +38,32 @@ from blackboard.control import steering
 from blackboard.control.activation import GROUP, RELEASED, parse_record
 from blackboard.control.decisions import controller_status
 from blackboard.control.policy_board import POLICY_KEY, load_policy
-from blackboard.errors import BlackboardError
+from blackboard.errors import BlackboardError, CorruptEntryError
+from blackboard.store import codec
+from blackboard.store.entry import Entry
 
 __all__ = [
     "ACTIVATION_STATES",
     "ActivationInfo",
+    "ActivationRecord",
     "ActivationRow",
     "AgentInfo",
     "ControlReader",
     "DecisionInfo",
+    "Heartbeat",
+    "QueueCounts",
+    "RetainedHistory",
     "RoleInfo",
+    "activation_records",
+    "agent_names",
+    "all_activations",
+    "dead_letter_ids",
+    "heartbeat",
+    "heartbeats",
+    "lease_holder",
+    "open_activation_ids",
+    "queue_counts",
+    "retained_histories",
 ]
 
 ACTIVATION_STATES = ("running", "queued", "waiting", "retrying", "failed")
@@ -163,6 +191,289 @@ class ActivationRow:
     why: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """An agent's presence record, as its runtime last wrote it (once a second or so):
+    `record` is the whole decoded record (for JSON output and counters added later)."""
+
+    name: str
+    role: str
+    host: str
+    pid: int
+    beat_ms: int
+    started_ms: int
+    concurrency: int
+    inflight: int
+    done: int
+    failed: int
+    lost: int
+    released: int
+    record: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def decode(cls, name: str, blob: Any) -> Heartbeat:
+        """Decode one stored record. Raises CorruptEntryError naming the agent."""
+        what = f"heartbeat of agent {name}"
+        try:
+            record = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+        except Exception as exc:
+            raise CorruptEntryError(what, f"not msgpack ({exc})") from None
+        if not isinstance(record, dict):
+            raise CorruptEntryError(what, f"expected a map, found {type(record).__name__}")
+        if not isinstance(record.get("role"), str):
+            raise CorruptEntryError(what, f"expected a role name, found {record.get('role')!r}")
+        ints = {}
+        for f in ("pid", "beat_ms", "started_ms", "concurrency", "inflight", "done", "failed",
+                  "lost", "released"):  # fmt: skip
+            value = record.get(f, 1 if f == "concurrency" else 0)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise CorruptEntryError(what, f"expected an integer {f}, found {value!r}")
+            ints[f] = value
+        return cls(name, record["role"], str(record.get("host", "")), record=record, **ints)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """A role's queue as consumer group ``agents`` sees it: entries not delivered to an
+    agent yet, and delivered and not acknowledged (running, or its agent died)."""
+
+    queued: int = 0
+    claimed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationRecord:
+    """An activation's record (``act:<id>``, as `activation.parse_record` reads it) with
+    its attempt number and, for a scheduled retry, when it is due."""
+
+    id: str
+    role: str
+    key: str
+    version: int
+    revision: int
+    rule: str
+    priority: int
+    depth: int
+    state: str
+    granted_ms: int
+    ended_ms: int
+    attempt: int
+    due_ms: int | None = None
+    agent: str | None = None
+    error: str | None = None
+    escalated_from: str | None = None
+    claim: str | None = None
+    trace: str | None = None
+    why: tuple[str, ...] = ()
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def decode(cls, activation_id: str, raw: dict[bytes, bytes]) -> ActivationRecord:
+        """Decode one stored record. Raises CorruptEntryError naming the activation."""
+        try:
+            rec = parse_record(activation_id, raw)
+            attempt = int(raw.get(b"n", 1))
+            due = int(raw.get(b"due", 0)) if rec["state"] == "retrying" else None
+        except Exception as exc:
+            raise CorruptEntryError(f"activation {activation_id}", str(exc)) from None
+        return cls(
+            rec["id"], rec["role"], rec["key"], rec["version"], rec["revision"], rec["rule"],
+            rec["priority"], rec["depth"], rec["state"], rec["granted_ms"], rec["ended_ms"],
+            attempt, due, rec["agent"], rec["error"], rec["escalated_from"], rec["claim"],
+            rec["trace"], tuple(str(w) for w in rec["why"] or ()), dict(rec["context"] or {}),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RetainedVersion:
+    """One retained version of an entry, its value decoded (None when deleted)."""
+
+    entry: Entry
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RetainedHistory:
+    """Every version of an entry the board still holds, oldest first, and the oldest version
+    number it keeps (0 with no versions: the key was never written)."""
+
+    oldest: int = 0
+    versions: tuple[RetainedVersion, ...] = ()
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+async def heartbeats(
+    board: Board, *, on_corrupt: Literal["raise", "skip"] = "raise"
+) -> dict[str, Heartbeat]:
+    """Every agent's presence record by agent name, sorted. A record that does not decode
+    raises CorruptEntryError, or is left out with ``on_corrupt="skip"`` (views that must
+    keep drawing). Raises BoardUnavailableError."""
+    try:
+        raw: Any = await board.redis.hgetall(board.keys_.agents)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    out = {}
+    for name, blob in sorted(raw.items()):
+        try:
+            out[_s(name)] = Heartbeat.decode(_s(name), blob)
+        except CorruptEntryError:
+            if on_corrupt == "raise":
+                raise
+    return out
+
+
+async def heartbeat(board: Board, name: str) -> Heartbeat | None:
+    """Agent `name`'s presence record; None when it has none. Raises CorruptEntryError,
+    BoardUnavailableError."""
+    try:
+        raw: Any = await board.redis.hget(board.keys_.agents, name)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return None if raw is None else Heartbeat.decode(name, raw)
+
+
+async def agent_names(board: Board) -> set[str]:
+    """The names of the agents with a presence record (one cheap round trip)."""
+    try:
+        raw: Any = await board.redis.hkeys(board.keys_.agents)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return {_s(n) for n in raw}
+
+
+# -- the leader ------------------------------------------------------------------------------
+
+
+async def lease_holder(board: Board) -> str | None:
+    """Who holds the controller lease (``<host>:<pid>:<name>``), None when no controller
+    leads. Raises BoardUnavailableError."""
+    try:
+        raw = await board.redis.get(board.keys_.controller_lease)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return None if raw is None else _s(raw)
+
+
+# -- activations -----------------------------------------------------------------------------
+
+
+async def open_activation_ids(board: Board) -> list[str]:
+    """The activations granted and not finished, sorted."""
+    try:
+        raw: Any = await board.redis.hkeys(board.keys_.open_activations)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return sorted(_s(i) for i in raw)
+
+
+async def queue_counts(board: Board, role: str) -> QueueCounts:
+    """`role`'s queue as the agents' consumer group sees it (zeros when no queue yet)."""
+    try:
+        groups: Any = await board.redis.xinfo_groups(board.keys_.queue(role))
+    except ResponseError:  # no queue yet
+        return QueueCounts()
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    for g in groups:
+        if _s(g.get("name", b"")) == GROUP:
+            return QueueCounts(_count(g.get("lag")), _count(g.get("pending")))
+    return QueueCounts()
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+async def dead_letter_ids(board: Board) -> list[str]:
+    """The ids of the activations that failed for good, oldest first
+    (`steering.dead_letters` reads them with their records, newest first)."""
+    try:
+        raw: Any = await board.redis.zrange(board.keys_.dead_letters, 0, -1)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return [_s(i) for i in raw]
+
+
+async def activation_records(
+    board: Board, ids: Iterable[str]
+) -> dict[str, ActivationRecord | None]:
+    """The records of activations `ids` in one pipelined round trip; None for one that is
+    gone (swept). Raises CorruptEntryError, BoardUnavailableError."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    try:
+        async with board.redis.pipeline(transaction=False) as pipe:
+            for act_id in ids:
+                pipe.hgetall(board.keys_.activation(act_id))
+            replies: list[Any] = await pipe.execute()
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return {
+        act_id: ActivationRecord.decode(act_id, raw) if raw else None
+        for act_id, raw in zip(ids, replies, strict=True)
+    }
+
+
+async def all_activations(board: Board, chunk: int = 500) -> list[ActivationRecord]:
+    """Every activation record the board still holds (a SCAN of them: for checks after a
+    run, not for views). Raises CorruptEntryError, BoardUnavailableError."""
+    prefix = board.keys_.activation("")
+    try:
+        ids = [
+            _s(name)[len(prefix) :]
+            async for name in board.redis.scan_iter(match=prefix + "*", count=2000)
+        ]
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    out: list[ActivationRecord] = []
+    for i in range(0, len(ids), chunk):
+        found = await activation_records(board, ids[i : i + chunk])
+        out.extend(rec for rec in found.values() if rec is not None)
+    return out
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+async def retained_histories(
+    board: Board, keys: Iterable[str], chunk: int = 500
+) -> dict[str, RetainedHistory]:
+    """Every version the board still holds of each of `keys` (deleted ones included), read
+    in pipelined chunks. Raises CorruptEntryError, BoardUnavailableError."""
+    unique = list(dict.fromkeys(keys))
+    out: dict[str, RetainedHistory] = {}
+    try:
+        for i in range(0, len(unique), chunk):
+            part = unique[i : i + chunk]
+            async with board.redis.pipeline(transaction=False) as pipe:
+                for key in part:
+                    pipe.hgetall(board.keys_.entry(key))
+                replies: list[Any] = await pipe.execute()
+            for key, raw in zip(part, replies, strict=True):
+                out[key] = _retained(key, raw)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return out
+
+
+def _retained(key: str, raw: dict[bytes, bytes]) -> RetainedHistory:
+    if not raw or b"v" not in raw:
+        return RetainedHistory()
+    versions = []
+    for fld in sorted((f for f in raw if f.isdigit()), key=int):
+        entry, data = codec.parse_record(key, int(fld), raw[fld])
+        value = None if entry.deleted or not data else codec.decode_value(key, data)
+        versions.append(RetainedVersion(entry, value))
+    try:
+        oldest = int(raw.get(b"lo", b"1"))
+    except ValueError:
+        raise CorruptEntryError(key, f"expected an oldest version, found {raw[b'lo']!r}") from None
+    return RetainedHistory(oldest, tuple(versions))
+
+
 class ControlReader:
     """Bounded reads of one board's control plane for the views."""
 
@@ -214,11 +525,7 @@ class ControlReader:
         return out
 
     async def lease_holder(self) -> str | None:
-        try:
-            raw = await self.redis.get(self.k.controller_lease)
-        except RedisError as exc:
-            raise wrap_redis_error(exc) from exc
-        return None if raw is None else _s(raw)
+        return await lease_holder(self.board)
 
     async def roles(self) -> list[RoleInfo]:
         """Every role the controller knows of or an operator steered."""
@@ -325,37 +632,23 @@ class ControlReader:
     async def agents(self) -> list[AgentInfo]:
         """Every agent with a presence record, with its current claims and its role's
         breaker state (from the controller's status; "?" when no controller published)."""
-        try:
-            raw: Any = await self.redis.hgetall(self.k.agents)
-        except RedisError as exc:
-            raise wrap_redis_error(exc) from exc
-        records = {_s(name): (_unpack(blob) or {}) for name, blob in raw.items()}
+        beats = await heartbeats(self.board, on_corrupt="skip")
         breakers = await self.breakers()
         held: dict[str, list[ActivationInfo]] = defaultdict(list)
-        if records:
+        if beats:
             for act in await self.open_activations():
                 if act.consumer:
                     held[act.consumer].append(act)
         out = []
-        for name, r in sorted(records.items()):
-            role = str(r.get("role", "?"))
+        for name, hb in beats.items():
             out.append(
                 AgentInfo(
-                    name=name,
-                    role=role,
-                    host=str(r.get("host", "")),
-                    pid=int(r.get("pid", 0) or 0),
-                    beat_ms=int(r.get("beat_ms", 0) or 0),
-                    started_ms=int(r.get("started_ms", 0) or 0),
-                    concurrency=int(r.get("concurrency", 1) or 1),
-                    inflight=int(r.get("inflight", 0) or 0),
-                    done=int(r.get("done", 0) or 0),
-                    failed=int(r.get("failed", 0) or 0),
-                    lost=int(r.get("lost", 0) or 0),
-                    breaker=breakers[role],
+                    name=name, role=hb.role, host=hb.host, pid=hb.pid, beat_ms=hb.beat_ms,
+                    started_ms=hb.started_ms, concurrency=hb.concurrency, inflight=hb.inflight,
+                    done=hb.done, failed=hb.failed, lost=hb.lost, breaker=breakers[hb.role],
                     claims=held.get(name, []),
                 )
-            )
+            )  # fmt: skip
         return out
 
     # -- decisions ---------------------------------------------------------------------------
@@ -420,7 +713,7 @@ def _activation(rec: dict[str, Any], pending: dict[str, Any], last: str) -> Acti
     if entry_id and entry_id in pending:
         consumer, idle, deliveries = pending[entry_id]
         state = "released" if consumer == RELEASED else "claimed"
-    elif entry_id and (not last or _id_after(entry_id, last)):
+    elif entry_id and (not last or steering.queue_id_after(entry_id, last)):
         state = "queued"
     elif entry_id:
         state = "settling"
@@ -444,13 +737,3 @@ def _activation(rec: dict[str, Any], pending: dict[str, Any], last: str) -> Acti
         escalated_from=rec.get("escalated_from"),
         context=dict(rec.get("context") or {}),
     )
-
-
-def _id_after(a: str, b: str) -> bool:
-    """Stream id `a` is later than `b`."""
-
-    def parts(x: str) -> tuple[int, int]:
-        ms, _, seq = x.partition("-")
-        return int(ms or 0), int(seq or 0)
-
-    return parts(a) > parts(b)
