@@ -15,6 +15,10 @@ state comes through here, each read a few pipelined round trips bounded by what 
   `ControlReader.open_activations` / `claims` / `activations` (by state, for the screens);
 - roles as operators steer them and scheduled retries come through `steering`;
 - decisions: `ControlReader.decisions` (``why:<key>``);
+- entries for views that page through a large board: `index_count`, `index_rank`,
+  `index_keys` (the board's lexicographic index of live keys, by rank), `current_entries`
+  (the current version of only the keys on screen, pipelined), `decision_records`, and
+  `log_tail` (the newest events of the change log, forged ones dropped);
 - retained versions of entries: `retained_histories` (what the scenario runner checks).
 
 Formats are those written by controller.py, agent_runtime.py, activation.py and
@@ -34,13 +38,14 @@ import msgpack
 from redis.exceptions import RedisError, ResponseError
 
 from blackboard.board.client import Board, wrap_redis_error
+from blackboard.board.watch import backed_events, parse_event
 from blackboard.control import steering
 from blackboard.control.activation import GROUP, RELEASED, parse_record
 from blackboard.control.decisions import controller_status
 from blackboard.control.policy_board import POLICY_KEY, load_policy
 from blackboard.errors import BlackboardError, CorruptEntryError
-from blackboard.store import codec
-from blackboard.store.entry import Entry
+from blackboard.store import codec, functions
+from blackboard.store.entry import Change, Entry
 
 __all__ = [
     "ACTIVATION_STATES",
@@ -57,10 +62,16 @@ __all__ = [
     "activation_records",
     "agent_names",
     "all_activations",
+    "current_entries",
     "dead_letter_ids",
+    "decision_records",
     "heartbeat",
     "heartbeats",
+    "index_count",
+    "index_keys",
+    "index_rank",
     "lease_holder",
+    "log_tail",
     "open_activation_ids",
     "queue_counts",
     "retained_histories",
@@ -456,6 +467,116 @@ async def retained_histories(
                 out[key] = _retained(key, raw)
     except RedisError as exc:
         raise wrap_redis_error(exc) from exc
+    return out
+
+
+def _lex_range(prefix: str) -> tuple[bytes, bytes]:
+    if not prefix:
+        return b"-", b"+"
+    p = prefix.encode()
+    return b"[" + p, b"[" + p + b"\xff"
+
+
+async def index_count(board: Board, prefix: str = "") -> int:
+    """Live keys starting with `prefix` (ZLEXCOUNT on the index: O(log n))."""
+    lo, hi = _lex_range(prefix)
+    try:
+        return int(await board.redis.zlexcount(board.keys_.index, lo, hi))
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+
+
+async def index_rank(board: Board, prefix: str) -> int:
+    """How many live keys sort before `prefix` (the rank of its first key)."""
+    if not prefix:
+        return 0
+    try:
+        return int(await board.redis.zlexcount(board.keys_.index, b"-", b"(" + prefix.encode()))
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+
+
+async def index_keys(board: Board, start: int, stop: int) -> list[str]:
+    """Live keys with index rank in [start, stop) (by rank: O(log n + m))."""
+    if stop <= start:
+        return []
+    try:
+        raw: Any = await board.redis.zrange(board.keys_.index, start, stop - 1)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return [_s(m) for m in raw]
+
+
+async def current_entries(
+    board: Board, keys: Iterable[str]
+) -> dict[str, Entry | BlackboardError | None]:
+    """The current version of each key with its value decoded, in one pipelined round trip:
+    None for a key with no entry, and for one that cannot be read the error saying why
+    (CorruptEntryError for a record that does not parse), so one bad entry does not hide the
+    others. Raises BoardUnavailableError."""
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return {}
+    try:
+        commands = [functions.READ.command([board.keys_.entry(key)], ["c"]) for key in keys]
+        replies = await functions.pipelined(board.redis, commands)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    out: dict[str, Entry | BlackboardError | None] = {}
+    for key, res in zip(keys, replies, strict=True):
+        out[key] = _current(key, res)
+    return out
+
+
+def _current(key: str, res: Any) -> Entry | BlackboardError | None:
+    if res is None:
+        return None
+    if isinstance(res, RedisError):
+        return wrap_redis_error(res)
+    if isinstance(res, Exception):
+        return BlackboardError(str(res))
+    if res[0] != b"ok":
+        why = _s(res[1]) if len(res) > 1 and isinstance(res[1], bytes) else str(res)
+        return CorruptEntryError(key, why)
+    try:
+        entry, value_bytes = codec.parse_record(key, int(res[1]), res[2])
+        value = None if entry.deleted else codec.decode_value(key, value_bytes)
+    except CorruptEntryError as exc:
+        return exc
+    return Entry(
+        key, value, entry.version, entry.revision, entry.writer, entry.time_ms, entry.schema,
+        entry.schema_version, entry.causation, entry.deleted, entry.kind,
+    )  # fmt: skip
+
+
+async def decision_records(board: Board, key: str, limit: int = 20) -> list[bytes]:
+    """The controller's latest decision records about `key`, newest first, as stored
+    (`ControlReader.decisions` decodes them; a view may show a record it cannot decode)."""
+    try:
+        raw: Any = await board.redis.lrange(board.keys_.decisions(key), 0, limit - 1)
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    return list(raw)
+
+
+async def log_tail(board: Board, count: int, before: int | None = None) -> list[Change]:
+    """Up to `count` change-log events before revision `before` (default: the newest), as
+    changes in revision order. Events the entries do not back (forged) are dropped, and a
+    malformed event is left out rather than stopping the reader."""
+    if before is not None and before <= 1:
+        return []
+    hi = "+" if before is None else f"{before - 1}-1"
+    try:
+        raw: Any = await board.redis.xrevrange(board.keys_.log, hi, "-", count=count)
+        raw = await backed_events(board, list(raw))
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+    out: list[Change] = []
+    for event_id, fields in reversed(raw):
+        try:
+            out.extend(parse_event(board, event_id, fields))
+        except BlackboardError:
+            continue
     return out
 
 
