@@ -380,7 +380,8 @@ async def open_activation_ids(board: Board) -> list[str]:
 
 
 async def queue_counts(board: Board, role: str) -> QueueCounts:
-    """`role`'s queue as the agents' consumer group sees it (zeros when no queue yet)."""
+    """`role`'s queue as the agents' consumer group sees it: zeros when there is no queue
+    or no group yet (no agent of the role, or human, has read it: nothing was delivered)."""
     try:
         groups: Any = await board.redis.xinfo_groups(board.keys_.queue(role))
     except ResponseError:  # no queue yet
