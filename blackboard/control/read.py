@@ -1,6 +1,6 @@
 """The read API of the control plane: what the edges (CLI, TUI, scenario runner) show of a
-running system, as typed, frozen records (control layer; imports board, activation,
-decisions, policy_board, steering).
+running system, as typed, frozen records (control layer; imports board, board.watch,
+store.codec and store.functions, and activation, decisions, policy_board, steering).
 
 The edges never name a Redis key; everything they read of the controller's and the agents'
 state comes through here, each read a few pipelined round trips bounded by what is open
@@ -58,6 +58,7 @@ __all__ = [
     "Heartbeat",
     "QueueCounts",
     "RetainedHistory",
+    "RetainedVersion",
     "RoleInfo",
     "activation_records",
     "agent_names",
