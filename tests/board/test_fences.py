@@ -54,7 +54,9 @@ async def test_lease_fence_refuses_an_expired_or_taken_claim(
 
 
 @pytest.mark.parametrize("how", ["put", "propose"])
-async def test_unknown_fence_mode_is_refused_not_ignored(board: blackboard.Board, how: str) -> None:
+async def test_unknown_fence_mode_is_refused_not_ignored(
+    board: blackboard.Board, how: str
+) -> None:
     view = board.bind(fence=Fence("bogus", board.keys_.rev, "t"))  # type: ignore[arg-type]
     with pytest.raises(blackboard.LeaseLostError, match="unknown fence mode"):
         await _write(view, how)
