@@ -26,7 +26,7 @@ from blackboard.cli.context import (
 from blackboard.control.acl import acl_users, apply_users, render_aclfile, write_secrets
 from blackboard.errors import BlackboardError
 from blackboard.settings import Settings
-from blackboard.store import functions
+from blackboard.store import deploy as server
 
 acl_app = typer.Typer(help="Least-privilege Redis ACL users per role.", no_args_is_help=True)
 app.add_typer(acl_app, name="acl")
@@ -91,13 +91,13 @@ def generate(
             client = redis_from_url(url, Settings())
             try:
                 await apply_users(client, users, hashes)
-                await functions.load_library(client)  # role users may not load it themselves
+                await server.load_library(client)  # role users may not load it themselves
             finally:
                 await client.aclose()
 
         run(go())
         err.print(
-            f"created {len(users)} users and loaded functions library {functions.VERSION}",
+            f"created {len(users)} users and loaded functions library {server.LIBRARY_VERSION}",
             highlight=False,
             markup=False,
         )

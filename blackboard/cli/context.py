@@ -5,7 +5,7 @@ Every error reaches the user as one line on stderr: `run()` turns a BlackboardEr
 into ``error: ...`` and exit code 2 (typer would draw a box around the usage). Board data is
 printed through `terminal_text` / `cell`, which show control characters as escapes and keep
 rich from reading ``[...]`` in a value as markup. Imports the engine (connect, settings,
-errors, keys, policy) and typer/rich/orjson; never imported by the engine.
+errors, board.names, policy) and typer/rich/orjson; never imported by the engine.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from rich.markup import escape
 from typer._click.exceptions import ClickException, UsageError  # typer vendors click
 from typer.core import TyperGroup
 
+from blackboard.board.names import check_board
 from blackboard.control.policy import Policy, decode_policy, parse_policy
 from blackboard.errors import BlackboardError, BoardUnavailableError, InvalidKeyError, PolicyError
 from blackboard.store.entry import ABSENT, ANY, Change, Entry, Expect
-from blackboard.store.keys import check_board
 
 T = TypeVar("T")
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import msgpack
 import orjson
 import typer
 from rich.table import Table
@@ -34,6 +33,7 @@ from blackboard.cli.context import (
     writer_id,
 )
 from blackboard.cli.telemetry_opts import LogFormatOpt, MetricsPortOpt, start_telemetry
+from blackboard.control import read
 from blackboard.control.controller import Controller
 from blackboard.control.decisions import controller_status
 from blackboard.control.decisions import explain as explain_key
@@ -186,8 +186,7 @@ def agent_list(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOp
 
     async def go() -> dict[str, Any]:
         async with connect(url, board=board) as b:
-            raw: Any = await b.redis.hgetall(b.keys_.agents)
-            return {k.decode(): msgpack.unpackb(v, raw=False) for k, v in raw.items()}
+            return {name: hb.record for name, hb in (await read.heartbeats(b)).items()}
 
     agents = run(go())
     if as_json:
@@ -198,8 +197,6 @@ def agent_list(board: BoardOpt = "demo", redis: RedisOpt = None, as_json: JsonOp
         table.add_column(col)
     now = time.time() * 1000
     for agent_name, a in sorted(agents.items()):
-        if not isinstance(a, dict):  # not a heartbeat record: show what is there
-            a = {"role": repr(a)}
         beat_ms = a.get("beat_ms", 0)
         beat = f"{(now - beat_ms) / 1000:.1f}s ago" if isinstance(beat_ms, int | float) else "?"
         table.add_row(

@@ -17,8 +17,7 @@ from blackboard.board.client import wrap_redis_error
 from blackboard.board.connection import redis_from_url
 from blackboard.cli.context import BoardOpt, RedisOpt, app, err, need_url, run
 from blackboard.settings import Settings
-from blackboard.store import functions
-from blackboard.store.keys import BoardKeys
+from blackboard.store import deploy as server
 
 
 @app.command("deploy")
@@ -43,19 +42,10 @@ def deploy(
     async def go() -> list[str]:
         client: Any = redis_from_url(url, Settings())
         try:
-            await functions.load_library(client)
-            pruned = []
-            if prune:
-                listed: Any = await client.execute_command("FUNCTION", "LIST")
-                for lib in listed:
-                    name = lib[b"library_name"] if isinstance(lib, dict) else lib[1]
-                    name = name.decode() if isinstance(name, bytes) else str(name)
-                    if name.startswith("blackboard_") and name != f"blackboard_{functions.VERSION}":
-                        await client.execute_command("FUNCTION", "DELETE", name)
-                        pruned.append(name)
+            await server.load_library(client)
+            pruned = await server.prune_libraries(client) if prune else []
             if max_value_bytes is not None:
-                keys = BoardKeys(board)
-                await client.hset(keys.config, "max_value_bytes", max_value_bytes)
+                await server.set_board_limits(client, board, max_value_bytes=max_value_bytes)
             return pruned
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc
@@ -64,7 +54,7 @@ def deploy(
 
     pruned = run(go())
     err.print(
-        f"loaded blackboard functions library {functions.VERSION}"
+        f"loaded blackboard functions library {server.LIBRARY_VERSION}"
         + (f"; deleted {', '.join(pruned)}" if pruned else ""),
         highlight=False,
         markup=False,

@@ -10,6 +10,11 @@ answers with an ``operator`` decision carrying the command's id, on the entry th
 is about or on the role's record ``sys/roles/<role>`` (`blackboard explain`); `wait_outcome`
 reads that answer. The dead letters are the activations that failed after their last attempt
 (or raised `blackboard.Fail`), listed newest first.
+
+A human who decides an escalated activation settles it as its agent would: `take_claim`
+makes the activation's queue entry pending for the human (claiming it from whoever holds
+it, or reading the queue up to it) and returns the claim fence the decision is committed
+under.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import time
 from typing import Any
 
 import msgpack
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from blackboard.board.client import Board, wrap_redis_error
-from blackboard.control.activation import parse_record
+from blackboard.board.ops import Fence
+from blackboard.control.activation import GROUP, parse_record
 from blackboard.control.decisions import controller_status, explain
 from blackboard.control.policy import check_role
 from blackboard.control.role_steering import ROLE_COMMANDS, RoleState, role_key
+from blackboard.errors import ActivationClosedError
 
 __all__ = [
     "COMMANDS",
@@ -33,11 +40,13 @@ __all__ = [
     "activation",
     "dead_letters",
     "outcome",
+    "queue_id_after",
     "request",
     "request_role",
     "retrying",
     "role_key",
     "roles",
+    "take_claim",
     "wait_outcome",
 ]
 
@@ -232,3 +241,53 @@ async def dead_letters(
         if len(out) >= limit:
             break
     return out
+
+
+async def take_claim(board: Board, role: str, entry_id: str, consumer: str) -> Fence:
+    """Make entry `entry_id` of `role`'s queue pending for `consumer` (a human deciding an
+    escalated activation): claim it from the agent that holds it, or, never delivered, read
+    the queue up to it (the earlier entries it reads stay pending for `consumer`). Returns
+    the claim fence to commit the decision under. Raises ActivationClosedError when the
+    entry was acknowledged (settled) already or is no longer queued,
+    BoardUnavailableError."""
+    queue = board.keys_.queue(role)
+    redis: Any = board.redis
+    try:
+        try:
+            await redis.xgroup_create(queue, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        fence = Fence("claim", queue, entry_id, consumer, GROUP)
+        pending: Any = await redis.xpending_range(queue, GROUP, min=entry_id, max=entry_id, count=1)
+        if pending:
+            if _s(pending[0]["consumer"]) != consumer:
+                await redis.xclaim(queue, GROUP, consumer, 0, [entry_id], justid=True)
+            return fence
+        last = ""
+        for g in await redis.xinfo_groups(queue):
+            if _s(g.get("name", b"")) == GROUP:
+                last = _s(g.get("last-delivered-id", b""))
+        if last and not queue_id_after(entry_id, last):
+            raise ActivationClosedError("the activation was settled already")
+        while True:  # never delivered: read the queue up to it
+            reply: Any = await redis.xreadgroup(GROUP, consumer, {queue: ">"}, count=100)
+            if not reply or not reply[0][1]:
+                raise ActivationClosedError("the activation is no longer queued")
+            ids = [_s(i) for i, _ in reply[0][1]]
+            if entry_id in ids:
+                return fence
+            if queue_id_after(ids[-1], entry_id):
+                raise ActivationClosedError("the activation is no longer queued")
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc
+
+
+def queue_id_after(a: str, b: str) -> bool:
+    """Queue (stream) entry id `a` is later than `b`."""
+
+    def parts(x: str) -> tuple[int, int]:
+        ms, _, seq = x.partition("-")
+        return int(ms or 0), int(seq or 0)
+
+    return parts(a) > parts(b)

@@ -1,6 +1,6 @@
 """What a running system is doing, read from its board: the leading controller's last status,
-the agents' heartbeats and the role queues (control layer; imports board, decisions,
-activation). The read API of `blackboard top`; `rates` is pure.
+the agents' heartbeats and the role queues (control layer; imports board, decisions, read).
+The summary `blackboard top` shows, built on `control.read`; `rates` is pure.
 
 Per role: agents alive, activations in flight, the agents' done/failed/lost counts (rates
 come from two snapshots), activations queued for an agent and claimed, the controller's
@@ -14,12 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import msgpack
-from redis.exceptions import RedisError, ResponseError
-
-from blackboard.board.client import Board, wrap_redis_error
-from blackboard.control.activation import GROUP
+from blackboard.board.client import Board
 from blackboard.control.decisions import controller_status
+from blackboard.control.read import heartbeats, queue_counts
 
 __all__ = ["RoleStatus", "SystemStatus", "rates", "system_status"]
 
@@ -76,11 +73,8 @@ async def system_status(board: Board, *, now: float | None = None) -> SystemStat
     """Read one snapshot. Raises BoardUnavailableError."""
     now = time.time() if now is None else now
     status = await controller_status(board)
-    try:
-        revision = await board.revision()
-        raw: Any = await board.redis.hgetall(board.keys_.agents)
-    except RedisError as exc:
-        raise wrap_redis_error(exc) from exc
+    revision = await board.revision()
+    beats = await heartbeats(board, on_corrupt="skip")  # a foreign record is not counted
     snap = SystemStatus(board.name, int(now * 1000), revision)
     if status is not None:
         snap.leader, snap.epoch = status.get("leader"), int(status.get("epoch") or 0)
@@ -91,42 +85,21 @@ async def system_status(board: Board, *, now: float | None = None) -> SystemStat
             rs = snap.roles.setdefault(role, RoleStatus(role))
             rs.open, rs.waiting = int(r.get("pending", 0)), int(r.get("waiting", 0))
             rs.breaker = str(r.get("breaker", "closed"))
-    for name, blob in raw.items():
-        try:
-            record = msgpack.unpackb(blob, raw=False)
-        except Exception:  # not a heartbeat record: not counted
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("role"), str):
-            continue
-        agent = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        snap.agents[agent] = record
-        rs = snap.roles.setdefault(record["role"], RoleStatus(record["role"]))
+    for agent, hb in beats.items():
+        snap.agents[agent] = hb.record
+        rs = snap.roles.setdefault(hb.role, RoleStatus(hb.role))
         rs.agents += 1
-        rs.inflight += _int(record.get("inflight"))
+        rs.inflight += hb.inflight
         for counter in _COUNTS:
-            setattr(rs, counter, getattr(rs, counter) + _int(record.get(counter)))
+            setattr(rs, counter, getattr(rs, counter) + getattr(hb, counter))
     for role, rs in snap.roles.items():
-        rs.queued, rs.claimed = await _queue(board, role)
+        counts = await queue_counts(board, role)
+        rs.queued, rs.claimed = counts.queued, counts.claimed
     return snap
 
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
-
-
-async def _queue(board: Board, role: str) -> tuple[int, int]:
-    """(not yet delivered, delivered and unacknowledged) entries of a role's queue."""
-    try:
-        groups: Any = await board.redis.xinfo_groups(board.keys_.queue(role))
-    except ResponseError:  # no queue yet
-        return 0, 0
-    except RedisError as exc:
-        raise wrap_redis_error(exc) from exc
-    for g in groups:
-        name = g.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) == GROUP:
-            return _int(g.get("lag")), _int(g.get("pending"))
-    return 0, 0
 
 
 def rates(before: SystemStatus, after: SystemStatus) -> dict[str, dict[str, float]]:

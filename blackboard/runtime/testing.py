@@ -13,6 +13,9 @@ would (same queue entry, same record), claims it as the harness's agent and runs
 the agent runtime: the handler's writes are committed fenced by the claim, with the
 activation id as idempotency key. The outcome says "ok", "failed" (with the error) or
 "lost", and lists the entries written.
+
+`lose_entry` is a fault for tests and scenarios: it removes an entry behind the board's back
+(no log event, no tombstone), as a server that lost an acknowledged write would.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from blackboard.runtime.agent_runtime import AgentRuntime, Outcome, ensure_group
 from blackboard.settings import Settings
 from blackboard.store.codec import encode_value
 
-__all__ = ["AgentHarness", "Outcome"]
+__all__ = ["AgentHarness", "Outcome", "lose_entry"]
 
 _UNSET: Any = object()
 
@@ -123,3 +126,15 @@ class AgentHarness:
 
 def _pairs(flat: list[Any]) -> dict[Any, Any]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+async def lose_entry(board: Board, key: str, *, client: Any = None) -> bool:
+    """Delete `key`'s entry (every retained version) behind the board: no log event, no
+    tombstone, the index untouched, as if the server lost the write. `client` is a Redis
+    client to send it through (default the board's own: a fault injector passes one that
+    bypasses a proxy). Returns whether there was an entry. Raises BoardUnavailableError."""
+    redis: Any = board.redis if client is None else client
+    try:
+        return bool(await redis.delete(board.keys_.entry(key)))
+    except RedisError as exc:
+        raise wrap_redis_error(exc) from exc

@@ -1,20 +1,17 @@
-"""Reading the facts of a run from the board itself (scenario layer; imports the board
-layer: board, keys, codec, activation, decisions; and scenario.facts/workload/processes).
+"""Reading the facts of a run from the board itself (scenario layer; imports the board,
+control.read and control.decisions; and scenario.facts/workload/processes).
 
-Entries are read raw (one pipelined HGETALL per entry hash, decoded with the codec) so that
-every retained version is seen, tombstones included; activation records are found with a
-SCAN over the board's activation keys (a dead letter is a record in state failed). Nothing
-here writes.
+Entries are read with every retained version, tombstones included
+(`read.retained_histories`); every activation record is read (`read.all_activations`: a dead
+letter is a record in state failed). Nothing here writes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
-
-from blackboard.board.client import Board, wrap_redis_error
-from blackboard.control.activation import GROUP, parse_record
+from blackboard.board.client import Board
+from blackboard.control import read
 from blackboard.control.decisions import controller_status
 from blackboard.scenario.facts import (
     AckFact,
@@ -26,85 +23,33 @@ from blackboard.scenario.facts import (
 )
 from blackboard.scenario.processes import Supervisor
 from blackboard.scenario.workload import AckLog, Item
-from blackboard.store import codec
 
 __all__ = ["History", "board_facts", "item_facts", "process_facts", "read_histories"]
 
 History = tuple[int, list[Version]]
 """(oldest retained version, retained versions oldest first); (0, []) for no entry"""
 
-_CHUNK = 500
-
-
-def _parse_hash(key: str, raw: dict[bytes, bytes]) -> History:
-    if not raw or b"v" not in raw:
-        return 0, []
-    versions = []
-    for fld in sorted((f for f in raw if f.isdigit()), key=int):
-        entry, data = codec.parse_record(key, int(fld), raw[fld])
-        value = None if entry.deleted or not data else codec.decode_value(key, data)
-        act = entry.causation.activation if entry.causation else None
-        versions.append(
-            Version(entry.version, entry.time_ms, value, entry.deleted, entry.writer, act)
-        )
-    oldest = int(raw.get(b"lo", b"1"))
-    return oldest, versions
-
 
 async def read_histories(board: Board, keys: list[str]) -> dict[str, History]:
-    """Every retained version of each key, read in pipelined chunks."""
+    """Every retained version of each key."""
     out: dict[str, History] = {}
-    unique = list(dict.fromkeys(keys))
-    try:
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            async with board.redis.pipeline(transaction=False) as pipe:
-                for key in chunk:
-                    pipe.hgetall(board.keys_.entry(key))
-                replies: list[Any] = await pipe.execute()
-            for key, raw in zip(chunk, replies, strict=True):
-                out[key] = _parse_hash(key, raw)
-    except RedisError as exc:
-        raise wrap_redis_error(exc) from exc
+    for key, h in (await read.retained_histories(board, keys)).items():
+        versions = []
+        for v in h.versions:
+            e = v.entry
+            act = e.causation.activation if e.causation else None
+            versions.append(Version(e.version, e.time_ms, v.value, e.deleted, e.writer, act))
+        out[key] = (h.oldest, versions)
     return out
 
 
 async def _activations(board: Board) -> list[ActivationFact]:
-    prefix = board.keys_.activation("")
-    names: list[bytes] = []
-    async for name in board.redis.scan_iter(match=board.keys_.activation("*"), count=2000):
-        names.append(name)
-    out = []
-    for i in range(0, len(names), _CHUNK):
-        chunk = names[i : i + _CHUNK]
-        async with board.redis.pipeline(transaction=False) as pipe:
-            for name in chunk:
-                pipe.hgetall(name)
-            replies: list[Any] = await pipe.execute()
-        for name, raw in zip(chunk, replies, strict=True):
-            if not raw:
-                continue
-            rec = parse_record(name.decode()[len(prefix) :], raw)
-            out.append(
-                ActivationFact(
-                    rec["id"],
-                    board.name,
-                    rec["role"],
-                    rec["key"],
-                    rec["state"],
-                    rec["escalated_from"],
-                    rec["error"],
-                    _int(raw.get(b"n"), 1),
-                )
-            )
-    return out
-
-
-def _int(raw: bytes | None, default: int) -> int:
-    try:
-        return int(raw) if raw is not None else default
-    except ValueError:
-        return default
+    return [
+        ActivationFact(
+            r.id, board.name, r.role, r.key, r.state, r.escalated_from, r.error, r.attempt
+        )
+        for r in await read.all_activations(board)
+    ]
 
 
 async def board_facts(
@@ -113,29 +58,17 @@ async def board_facts(
     """Open, claimed, undelivered and waiting activations, counters and (optionally) every
     activation record of `board`. Raises BoardUnavailableError."""
     facts = BoardFacts(board.name)
-    r = board.redis
-    try:
-        opened: Any = await r.hkeys(board.keys_.open_activations)
-        facts.open_activations = sorted(k.decode() for k in opened)
-        for role in sorted(roles):
-            try:
-                groups: Any = await r.xinfo_groups(board.keys_.queue(role))
-            except ResponseError:  # no queue: nothing was ever granted to the role
-                continue
-            for g in groups:
-                name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-                if name == GROUP:
-                    facts.pending[role] = int(g.get("pending") or 0)
-                    facts.lag[role] = int(g.get("lag") or 0)
-        status = await controller_status(board)
-        facts.waiting = int(status.get("waiting", 0)) if status else 0
-        for key in sorted(counters):
-            entry = await board.get(key)
-            facts.counters[key] = entry.value if entry is not None else None
-        if activations:
-            facts.activations = await _activations(board)
-    except RedisError as exc:
-        raise wrap_redis_error(exc) from exc
+    facts.open_activations = await read.open_activation_ids(board)
+    for role in sorted(roles):
+        counts = await read.queue_counts(board, role)
+        facts.pending[role], facts.lag[role] = counts.claimed, counts.queued
+    status = await controller_status(board)
+    facts.waiting = int(status.get("waiting", 0)) if status else 0
+    for key in sorted(counters):
+        entry = await board.get(key)
+        facts.counters[key] = entry.value if entry is not None else None
+    if activations:
+        facts.activations = await _activations(board)
     return facts
 
 

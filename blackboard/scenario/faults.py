@@ -1,5 +1,5 @@
-"""Playing a scenario's fault timeline (scenario layer; imports server, board, keys and
-scenario.model/processes/proxy/workload).
+"""Playing a scenario's fault timeline (scenario layer; imports server, board,
+runtime.testing and scenario.model/processes/proxy/workload).
 
 Kinds: ``kill`` (SIGKILL a controller, compactor or agent, as a crash would), ``stop``
 (SIGTERM: a clean stop, whose exit code is checked), ``restart`` (SIGTERM then start),
@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from blackboard.board.client import Board
 from blackboard.errors import BlackboardError
+from blackboard.runtime.testing import lose_entry
 from blackboard.scenario.model import Fault
 from blackboard.scenario.processes import Managed, Supervisor
 from blackboard.scenario.proxy import LatencyProxy
@@ -221,8 +222,8 @@ class FaultPlayer:
         ack = self.rng.choice(items)
         board = self.boards[ack.board]
         try:
-            await self.control.delete(board.keys_.entry(ack.key))
-        except RedisError as exc:
+            await lose_entry(board, ack.key, client=self.control)
+        except BlackboardError as exc:
             self._record("lose-write", ack.key, f"failed: {exc}")
             return
         self._record("lose-write", f"{ack.board}:{ack.key}", "entry deleted behind the board")

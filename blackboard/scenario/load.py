@@ -1,7 +1,7 @@
 """Loading a scenario file: validate it (scenario.model), read the policies and load the
 agent classes it names (paths relative to the scenario file), and check that its parts fit
 together (boards, roles and faults that refer to each other). Scenario layer; imports
-policy, agent, keys, errors and scenario.model/lines.
+policy, agent, board.names, errors and scenario.model/lines.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blackboard.board.names import check_board
 from blackboard.control.policy import Policy, check_role, decode_policy, parse_policy
 from blackboard.control.tomllines import NotUtf8Error, decode_utf8, locate
 from blackboard.errors import AgentLoadError, InvalidKeyError, PolicyError
 from blackboard.runtime.agent import load_agent
 from blackboard.scenario.model import AgentSpec, BoardSpec, Scenario, ScenarioError, parse_scenario
-from blackboard.store.keys import check_board
 
 __all__ = ["AgentPlan", "BoardPlan", "ScenarioPlan", "load_scenario"]
 

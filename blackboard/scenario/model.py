@@ -1,5 +1,5 @@
 """Scenario files: the pydantic models of a scenario TOML document and `parse_scenario`
-(pure: no I/O; imports policy, keys, settings, errors and scenario.lines).
+(pure: no I/O; imports policy, board.names, settings, errors and scenario.lines).
 
 A scenario names one board (top-level ``board``, ``policy``, ``[[agent]]``...) or several
 (``[[boards]]``), a server, a workload, a timeline of faults, a run length and the invariants
@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from blackboard.board.names import check_key
 from blackboard.control.tomllines import locate
 from blackboard.errors import BlackboardError
 from blackboard.settings import Settings
-from blackboard.store.keys import check_key
 
 __all__ = [
     "AgentSpec",

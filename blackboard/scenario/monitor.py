@@ -1,5 +1,5 @@
-"""Live measurements of a running scenario (scenario layer; imports the board layer and
-scenario.model/processes/workload).
+"""Live measurements of a running scenario (scenario layer; imports the board layer,
+control.read and scenario.model/processes/workload).
 
 Per board it follows the change log (`board.watch`) to see items reach their final state
 and escalations commit, resuming after dropped connections and server restarts; every half
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 from redis.exceptions import RedisError
 
 from blackboard.board.client import Board
+from blackboard.control import read
 from blackboard.errors import BlackboardError
 from blackboard.scenario.invariants import item_index, lookup
 from blackboard.scenario.processes import Supervisor
@@ -147,36 +147,29 @@ class Monitor:
         """Note the items of new dead letters (read from each board's dead-letter index)."""
         for name, board in self.boards.items():
             try:
-                ids: Any = await board.redis.zrange(board.keys_.dead_letters, 0, -1)
-                new = [i.decode() for i in ids if (name, i.decode()) not in self._dead_seen]
+                ids = await read.dead_letter_ids(board)
+                new = [i for i in ids if (name, i) not in self._dead_seen]
                 if not new:
                     continue
-                async with board.redis.pipeline(transaction=False) as pipe:
-                    for act_id in new:
-                        pipe.hget(board.keys_.activation(act_id), "k")
-                    keys: list[Any] = await pipe.execute()
-            except RedisError:
+                records = await read.activation_records(board, new)
+            except BlackboardError:  # unreachable for now, or a torn record: next time
                 continue
-            for act_id, key in zip(new, keys, strict=True):
+            for act_id, rec in records.items():
                 self._dead_seen.add((name, act_id))
-                idx = item_index(self.item_keys, name, key.decode()) if key else None
+                idx = item_index(self.item_keys, name, rec.key) if rec else None
                 if idx is not None:
                     self.failed.add(idx)
         self._check_done()
 
     async def _activations(self) -> int:
         for board in self.boards.values():
-            try:
-                raw: Any = await board.redis.hgetall(board.keys_.agents)
-            except RedisError:
+            try:  # a torn or foreign record is skipped this time
+                beats = await read.heartbeats(board, on_corrupt="skip")
+            except BlackboardError:
                 continue
-            for name, blob in raw.items():
-                try:
-                    rec = msgpack.unpackb(blob, raw=False)
-                except Exception:  # a torn or foreign record: skip it this time
-                    continue
-                key = f"{board.name}/{name.decode(errors='replace')}"
-                n = sum(int(rec.get(k, 0)) for k in ("done", "ok", "failed"))
+            for name, hb in beats.items():
+                key = f"{board.name}/{name}"
+                n = hb.done + hb.failed + _int(hb.record.get("ok"))
                 if n < self._acts_last.get(key, 0):  # restarted: its counts began again
                     self._acts_carried[key] = self._acts_carried.get(key, 0) + self._acts_last[key]
                 self._acts_last[key] = n
@@ -225,3 +218,7 @@ class Monitor:
                 await self.sample()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -1,6 +1,6 @@
 """Bringing a scenario's system up: the server (embedded or a URL), the latency proxy, board
 names, the environment and command lines of every process, and the wait until the system
-is ready (scenario layer; imports server, connection, board, keys, settings, redact,
+is ready (scenario layer; imports server, connection, board, control.read, settings, redact,
 secret_files and scenario.model/processes/proxy).
 
 The embedded server requires a password. The runner connects with the full URL; processes
@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import msgpack
-
 from blackboard.board.client import Board
+from blackboard.control import read
 from blackboard.errors import BlackboardError, BoardUnavailableError
 from blackboard.scenario.load import ScenarioPlan
 from blackboard.scenario.processes import Managed, ProcessSpec, Supervisor, blackboard_argv
@@ -218,13 +217,13 @@ async def process_ready(m: Managed, boards: dict[str, Board]) -> bool:
     board = boards[m.spec.board]
     local = m.name.rsplit("/", 1)[-1]
     if m.spec.kind == "agent":
-        raw = await board.redis.hget(board.keys_.agents, local)
-        return raw is not None and msgpack.unpackb(raw, raw=False).get("pid") == m.pid
+        beat = await read.heartbeat(board, local)
+        return beat is not None and beat.pid == m.pid
     if m.spec.kind == "compactor":
         text = m.log_path.read_bytes()
         return b" on board " in text[text.rfind(b"--- start") :]
-    lease: Any = await board.redis.get(board.keys_.controller_lease)
-    leads = lease is not None and bytes(lease).decode(errors="replace").endswith(":" + local)
+    lease = await read.lease_holder(board)
+    leads = lease is not None and lease.endswith(":" + local)
     return leads or time.monotonic() - m.started >= 3.0
 
 
@@ -252,14 +251,11 @@ async def wait_ready(
         for b in plan.boards:
             board = boards[b.name]
             try:
-                if b.spec.controller.count and not await board.redis.exists(
-                    board.keys_.controller_lease
-                ):
+                if b.spec.controller.count and await read.lease_holder(board) is None:
                     missing.append(f"{b.name}: no controller leads yet")
-                raw: Any = await board.redis.hkeys(board.keys_.agents)
+                registered = await read.agent_names(board)
             except Exception as exc:
                 raise BoardUnavailableError(f"cannot read board {b.name}: {exc}") from exc
-            registered = {r.decode() for r in raw}
             for m in sup.select("agent", b.name):
                 if m.name.rsplit("/", 1)[-1] not in registered:
                     missing.append(f"{m.name} not registered")

@@ -2,9 +2,10 @@
 
 Built with Textual, which is imported only by the modules that draw (app, screens, widgets),
 so `import blackboard` and `import blackboard.tui.model` never import textual. The read
-models (`model`, `control_model`), the entry pager (`pager`), the display functions
-(`display`) and the human decisions (`human`) are plain Python the views call; they import
-the engine and nothing of textual. Nothing in the engine imports this package.
+model (`model`; the control plane's is `blackboard.control.read`), the entry pager
+(`pager`), the display functions (`display`) and the human decisions (`human`) are plain
+Python the views call; they import the engine and nothing of textual. Nothing in the
+engine imports this package.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ from textual.signal import Signal
 from textual.worker import Worker
 
 from blackboard.board.client import Board
+from blackboard.control.read import ControlReader
 from blackboard.errors import BlackboardError, HistoryTrimmedError
 from blackboard.store.entry import Change
-from blackboard.tui.control_model import ControlReader
 from blackboard.tui.human_desk import HumanDesk
 from blackboard.tui.log_window import LogWindow
 from blackboard.tui.model import BoardReader

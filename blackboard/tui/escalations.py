@@ -4,7 +4,8 @@ Two kinds: activations the controller granted to the policy's human role and not
 (read through `ControlReader.open_activations`), and the compactor's open merge escalations,
 entries under ``sys/escalations/merge/`` (reconcile.py). Each item carries the value in
 question and the entry's current version, so the view can show a stale item as stale and the
-human desk can write against exactly what was shown. Imports the engine and `control_model`.
+human desk can write against exactly what was shown. Imports the engine and
+`blackboard.control.read`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 from blackboard.board.client import Board
 from blackboard.compaction.reconcile import ESCALATION_PREFIX
+from blackboard.control.read import ActivationInfo, ControlReader
 from blackboard.errors import BlackboardError
 from blackboard.store.entry import Entry
-from blackboard.tui.control_model import ActivationInfo, ControlReader
 
 __all__ = ["EscalationItem", "merge_escalations", "read_escalations"]
 

@@ -22,14 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from blackboard.board.client import Board, wrap_redis_error
-from blackboard.board.ops import Delete, Fence, Op, Put
+from blackboard.board.client import Board
+from blackboard.board.ops import Delete, Op, Put
 from blackboard.control import steering
-from blackboard.control.activation import GROUP
-from blackboard.errors import BlackboardError, IdempotencyKeyReusedError
-from blackboard.runtime.agent_runtime import ensure_group
+from blackboard.errors import ActivationClosedError, BlackboardError, IdempotencyKeyReusedError
 from blackboard.store.entry import Causation, Entry
 from blackboard.tui.escalations import EscalationItem
 
@@ -43,18 +39,6 @@ class EscalationGoneError(BlackboardError):
         self.what = what
         self.reason = reason
         super().__init__(f"{what}: {reason}; nothing written (reload the view)")
-
-
-def _s(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _after(a: str, b: str) -> bool:
-    def parts(x: str) -> tuple[int, int]:
-        ms, _, seq = x.partition("-")
-        return int(ms or 0), int(seq or 0)
-
-    return parts(a) > parts(b)
 
 
 class HumanDesk:
@@ -115,42 +99,12 @@ class HumanDesk:
         act = item.activation
         if act is None or not act.entry_id:
             raise EscalationGoneError(item.key, "the activation has no queue entry")
-        queue = self.board.keys_.queue(act.role)
-        await self._claim(queue, act.entry_id, item.key)
-        fence = Fence("claim", queue, act.entry_id, self.writer, GROUP)
+        try:
+            fence = await steering.take_claim(self.board, act.role, act.entry_id, self.writer)
+        except ActivationClosedError as exc:
+            raise EscalationGoneError(item.key, str(exc)) from None
         view = self.board.bind(causation=Causation(act.id, act.depth), fence=fence)
         try:
             return (await view.transact([op], idempotency_key=act.id))[0]
         except IdempotencyKeyReusedError:
             raise EscalationGoneError(item.key, "already decided with another value") from None
-
-    async def _claim(self, queue: str, entry_id: str, key: str) -> None:
-        """Make queue entry `entry_id` pending for this human. Raises EscalationGoneError
-        when it was acknowledged (decided) already."""
-        redis: Any = self.board.redis
-        try:
-            await ensure_group(redis, queue, GROUP)
-            pending: Any = await redis.xpending_range(
-                queue, GROUP, min=entry_id, max=entry_id, count=1
-            )
-            if pending:
-                if _s(pending[0]["consumer"]) != self.writer:
-                    await redis.xclaim(queue, GROUP, self.writer, 0, [entry_id], justid=True)
-                return
-            last = ""
-            for g in await redis.xinfo_groups(queue):
-                if _s(g.get("name", b"")) == GROUP:
-                    last = _s(g.get("last-delivered-id", b""))
-            if last and not _after(entry_id, last):
-                raise EscalationGoneError(key, "the activation was settled already")
-            while True:  # never delivered: read the queue up to it (earlier ones stay ours)
-                reply: Any = await redis.xreadgroup(GROUP, self.writer, {queue: ">"}, count=100)
-                if not reply or not reply[0][1]:
-                    raise EscalationGoneError(key, "the activation is no longer queued")
-                ids = [_s(i) for i, _ in reply[0][1]]
-                if entry_id in ids or _after(ids[-1], entry_id):
-                    if entry_id not in ids:
-                        raise EscalationGoneError(key, "the activation is no longer queued")
-                    return
-        except RedisError as exc:
-            raise wrap_redis_error(exc) from exc

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from blackboard.board.names import check_pattern
 from blackboard.store.entry import Change
-from blackboard.store.keys import check_pattern
 from blackboard.tui.model import BoardReader, EntryRow
 
 __all__ = ["EntryFilter", "EntryPager"]

@@ -9,7 +9,7 @@ from tui_scenario import eventually, support_scenario, ticket
 import blackboard
 from blackboard.compaction.compactor import Compactor
 from blackboard.compaction.merge import rules_from_document
-from blackboard.tui.control_model import ControlReader
+from blackboard.control.read import ControlReader
 from blackboard.tui.escalations import EscalationItem, read_escalations
 from blackboard.tui.human_desk import EscalationGoneError, HumanDesk
 from blackboard.tui.model import BoardReader

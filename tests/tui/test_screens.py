@@ -10,7 +10,7 @@ from tui_snapshots import screen_text
 import blackboard
 from blackboard.compaction.compactor import Compactor
 from blackboard.compaction.merge import rules_from_document
-from blackboard.tui.control_model import ControlReader
+from blackboard.control.read import ControlReader
 from blackboard.tui.escalations import read_escalations
 from blackboard.tui.screens.edit_screen import EditScreen
 from blackboard.tui.screens.entries_screen import EntriesScreen

@@ -20,9 +20,9 @@ import blackboard
 from blackboard.control.controller import Controller
 from blackboard.control.decisions import controller_status
 from blackboard.control.policy_board import apply_policy
+from blackboard.control.read import ControlReader
 from blackboard.runtime.agent import load_agent
 from blackboard.runtime.agent_runtime import AgentRuntime
-from blackboard.tui.control_model import ControlReader
 from blackboard.tui.escalations import read_escalations
 
 

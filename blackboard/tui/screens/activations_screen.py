@@ -22,8 +22,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
+from blackboard.control.read import ACTIVATION_STATES, ActivationRow, RoleInfo
 from blackboard.errors import BlackboardError
-from blackboard.tui.control_model import ACTIVATION_STATES, ActivationRow, RoleInfo
 from blackboard.tui.display import age
 from blackboard.tui.screens.steer_keys import STEER_BINDINGS, steer_role
 

@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
-from blackboard.tui.control_model import ActivationInfo, DecisionInfo, RoleInfo
+from blackboard.control.read import ActivationInfo, DecisionInfo, RoleInfo
 from blackboard.tui.display import age
 from blackboard.tui.screens.steer_keys import STEER_BINDINGS, steer_role
 

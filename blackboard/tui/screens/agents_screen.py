@@ -18,8 +18,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from blackboard.control.read import AgentInfo, RoleInfo
 from blackboard.errors import BlackboardError, ConflictError
-from blackboard.tui.control_model import AgentInfo, RoleInfo
 from blackboard.tui.display import age
 from blackboard.tui.screens.steer_keys import STEER_BINDINGS, steer_role
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, cast
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from blackboard.control.read import RoleInfo
 from blackboard.errors import BlackboardError
-from blackboard.tui.control_model import RoleInfo
 
 if TYPE_CHECKING:
     from blackboard.tui.app import BoardApp
