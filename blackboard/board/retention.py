@@ -1,4 +1,4 @@
-"""Retention: bound the change log and per-key history to a window (compactor layer).
+"""Retention: bound the change log and per-key history to a window (board layer).
 
 Imports the board layer (Board, scripts, keys via the board) and nothing above it. Every
 trim is a Lua script fenced by the compactor's lease, and each call removes a bounded batch

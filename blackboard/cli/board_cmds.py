@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from blackboard.board.connection import connect
+from blackboard.board.names import check_pattern
 from blackboard.cli.context import (
     BoardOpt,
     JsonOpt,
@@ -32,7 +33,6 @@ from blackboard.cli.context import (
 )
 from blackboard.errors import BlackboardError
 from blackboard.store.entry import ABSENT, Entry
-from blackboard.store.keys import check_pattern
 from blackboard.store.server import RedisServer
 
 ExpectOpt = Annotated[

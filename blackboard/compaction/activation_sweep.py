@@ -1,4 +1,4 @@
-"""Clearing finished activations after the retention window (compactor layer).
+"""Clearing finished activations after the retention window (compaction layer).
 
 Imports the board layer (Board, scripts, keys through the board) and retention's SCAN step;
 nothing above. The compactor calls an `ActivationSweep` as its default activation sweeper.

@@ -1,6 +1,6 @@
 """The compactor process: one per board under a lease; reconciles and bounds history.
 
-Compactor layer: imports the board layer, merge (pure), merge_functions, reconcile and
+Compaction layer: imports the board layer, merge (pure), merge_functions, reconcile and
 retention; the CLI (``blackboard compactor``) imports it, never the other way round.
 
 Each step: hold the lease (acquire it, or renew it), load the merge rules (given, or the

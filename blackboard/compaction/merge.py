@@ -1,6 +1,6 @@
 """Merge strategies: pure functions from (current value, open proposals) to a decision.
 
-Bottom layer beside codec and schema: imports entry, errors and keys only, and does no I/O.
+Compaction layer, pure: imports entry, errors and keys only, and does no I/O.
 A ``custom`` rule only *names* its function (`FUNCTION_NAME`: letters, digits, ``_ . -``);
 the compactor maps the name to code through its own allow-list (merge_functions.py) and
 hands the function to `decide()`. Nothing a policy says is ever imported.

@@ -1,4 +1,4 @@
-"""The reconcile commit (``lua/merge.lua``) and the reads it decides from (board layer).
+"""The reconcile commit (``lua/merge.lua``) and the reads it decides from (compaction layer).
 
 Imports codec, entry, errors, keys, functions, transport, wire, ops and proposals; the Board
 only for typing.

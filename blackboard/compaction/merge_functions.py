@@ -1,4 +1,4 @@
-"""The compactor's allow-list of custom merge functions (compactor layer; imports merge and
+"""The compactor's allow-list of custom merge functions (compaction layer; imports merge and
 errors only).
 
 A policy's ``[[merge]]`` table with ``strategy = "custom"`` only *names* its function

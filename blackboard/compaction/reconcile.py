@@ -1,4 +1,4 @@
-"""Reconciling entries with open proposals: the merge half of the compactor (compactor layer).
+"""Reconciling entries with open proposals: the merge half of the compactor (compaction layer).
 
 Imports the board layer (Board, proposals), merge (pure strategies) and merge_functions (the
 allow-list a custom rule's function name is resolved through); never the CLI.

@@ -1,4 +1,4 @@
-"""Admission: what one change makes of the rules (controller layer; imports board, policy,
+"""Admission: what one change makes of the rules (control layer; imports board, policy,
 rules, guards, agenda, activation, grant_batch).
 
 For each change the controller reads, the rules whose pattern, kinds and conditions match

@@ -1,4 +1,4 @@
-"""What the controller decided and why: decision records and `explain` (board layer;
+"""What the controller decided and why: decision records and `explain` (control layer;
 imports board, keys, activation).
 
 Every grant, refusal, wait and pending consensus is pushed, newest first, onto the decision

@@ -1,4 +1,4 @@
-"""One batch of controller decisions for `grant.lua` (controller layer; imports pipeline,
+"""One batch of controller decisions for `grant.lua` (control layer; imports pipeline,
 scripts, keys, activation, agenda, decisions, entry).
 
 The controller builds a `GrantBatch` per read of the log: grants, refusals and other

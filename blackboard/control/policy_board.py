@@ -1,4 +1,4 @@
-"""The policy in force is an entry on the board: ``sys/policy`` (board layer; imports
+"""The policy in force is an entry on the board: ``sys/policy`` (control layer; imports
 board, policy, entry, errors).
 
 Its value holds the TOML source, the file name and a digest; every apply is a new version

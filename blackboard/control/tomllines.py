@@ -1,5 +1,5 @@
 """Which line of a TOML document a validation error points at, for policy and scenario files
-(bottom layer: pure, imports nothing of the package); and `decode_utf8`, which turns a file's
+(control layer: pure, imports nothing of the package); and `decode_utf8`, which turns a file's
 bytes into its text or says on which line the first byte that is not UTF-8 sits.
 TOML parsers keep no positions, so this re-reads the text: it gives every table
 header and ``key =`` line its path, arrays of tables numbered the way pydantic numbers them

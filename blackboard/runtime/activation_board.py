@@ -1,4 +1,4 @@
-"""The board a handler sees: reads go to the board, writes are staged (board layer).
+"""The board a handler sees: reads go to the board, writes are staged (runtime layer).
 
 An activation's writes are committed together when its handler returns: one transaction
 whose idempotency key is the activation id, fenced by the agent's claim and acknowledging it

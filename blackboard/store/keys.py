@@ -1,4 +1,4 @@
-"""Every Redis key name blackboard uses is built here and nowhere else (bottom layer).
+"""Every Redis key name blackboard uses is built here and nowhere else (store layer).
 
 Board `B` keeps all of its keys under the prefix ``bb:{B}:`` so that they share one hash
 tag: one board lives on one Redis Cluster slot, and every multi-key script stays legal.

@@ -1,5 +1,5 @@
 """Credentials in Redis URLs: hidden when a URL is shown, split off when it is passed on
-(bottom layer; imports nothing of the package, does no I/O).
+(store layer; imports nothing of the package, does no I/O).
 
 A URL may carry a password (``redis://user:secret@host:6379/0``, or ``?password=`` in the
 query). `redact_url` is what every message, log line, report and CLI output shows instead

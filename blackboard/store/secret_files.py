@@ -1,4 +1,4 @@
-"""Password files and the directories that hold them (bottom layer; imports errors only).
+"""Password files and the directories that hold them (store layer; imports errors only).
 
 A password file is trusted only when this user could have written it and nobody else can
 read or change it: a regular file (not a link, FIFO or device), owned by the current user,
