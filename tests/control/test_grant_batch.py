@@ -8,7 +8,8 @@ import pytest
 
 import blackboard
 from blackboard.control.decisions import decision
-from blackboard.control.grant_batch import Fenced, GrantBatch
+from blackboard.control.grant_batch import GrantBatch
+from blackboard.errors import StaleLeaseError
 
 
 def _blob(n: int) -> bytes:
@@ -34,7 +35,7 @@ async def test_batch_without_the_lease_is_fenced(board: blackboard.Board) -> Non
     await board.redis.set(keys.controller_lease, "other")
     batch = GrantBatch(keys)
     batch.decide("k/1", _blob(1))
-    with pytest.raises(Fenced) as err:
+    with pytest.raises(StaleLeaseError) as err:
         await batch.write(board.redis, "tok", "controller", (3, 60_000, 0))
-    assert err.value.holder == "other"
+    assert err.value.found == "other"
     assert await board.redis.llen(keys.decisions("k/1")) == 0
