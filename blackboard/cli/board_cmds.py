@@ -109,6 +109,8 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """Read an entry (exit 1 when there is none)."""
+    if version is not None and at_revision is not None:
+        raise typer.BadParameter("give --version or --at-revision, not both")
     url = need_url(redis)
 
     async def go() -> Entry | None:

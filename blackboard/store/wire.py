@@ -64,14 +64,12 @@ def fence_key(fence: Fence | None, unfenced: str) -> str:
 
 def fence_args(fence: Fence | None, *, claims: bool = True) -> list[str]:
     """The fence block of ARGV: mode, token and (with `claims`) consumer and group; empty
-    strings when unfenced. merge.lua takes mode and token only (`claims=False`): a claim
-    fence there is a ValueError."""
+    strings when unfenced. merge.lua takes mode and token only (`claims=False`); it refuses
+    any mode but 'eq' itself (the server decides, so a caller cannot skip the check)."""
     if fence is None:
         return ["", "", "", ""] if claims else ["", ""]
     if claims:
         return [fence.mode, fence.token, fence.consumer, fence.group]
-    if fence.mode != "eq":
-        raise ValueError(f"this function takes an 'eq' fence only, not {fence.mode!r}")
     return [fence.mode, fence.token]
 
 

@@ -78,10 +78,11 @@ def test_unfenced_block_is_empty_and_the_fence_key_is_the_revision_counter() -> 
     assert wire.fence_args(None, claims=False) == ["", ""]
 
 
-def test_merge_fence_takes_eq_only() -> None:
+def test_merge_fence_block_is_mode_and_token_and_leaves_the_mode_to_the_server() -> None:
+    # merge.lua refuses any mode but 'eq' (tests/compaction/test_lease_fence.py); the wire
+    # passes the mode on so that the check the server makes cannot be skipped by a caller
     assert wire.fence_args(Fence("eq", "lease", "7"), claims=False) == ["eq", "7"]
-    with pytest.raises(ValueError, match="'eq' fence only, not 'claim'"):
-        wire.fence_args(Fence("claim", "q", "1-1", "c", "g"), claims=False)
+    assert wire.fence_args(Fence("claim", "q", "1-1", "c", "g"), claims=False) == ["claim", "1-1"]
 
 
 def test_fingerprint_ignores_who_sends_and_the_trace_but_not_what() -> None:
