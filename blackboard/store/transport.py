@@ -169,8 +169,12 @@ async def call(redis: Any, fn: Function, keys: Sequence[Any], args: Sequence[Any
     """Run one function call; its result. Raises redis errors unchanged (callers wrap them)
     and LibraryMissingError when the server lacks the library and this user may not load it."""
     command = fn.command(list(keys), list(args))
+    pool = getattr(redis, "connection_pool", None)
+    lean = pool is not None and not getattr(redis, "single_connection_client", False)
 
     async def run(cmds: list[tuple[Any, ...]]) -> list[Any]:
+        if lean:
+            return [await _call_packed(pool, cmds[0])]
         try:
             return [await redis.execute_command(*cmds[0])]
         except ResponseError as exc:
@@ -237,6 +241,34 @@ async def _send_packed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     finally:
         await pool.release(conn)
     return results
+
+
+async def _call_packed(pool: Any, command: tuple[Any, ...]) -> Any:
+    """One command on a pooled connection, under the connection's retry policy as redis-py's
+    own command path runs it (a connection or timeout error: disconnect, back off, send
+    again; safe for the write functions, whose idempotency keys make a resend a replay), but
+    without redis-py's per-command machinery: packed by hiredis, the reply read raw. An
+    error reply is returned, not raised."""
+    packed = hiredis.pack_command(command)
+    conn = await pool.get_connection()
+
+    async def do() -> Any:
+        await conn.send_packed_command(packed, check_health=False)
+        try:
+            return await conn.read_response()
+        except ResponseError as exc:
+            return exc
+
+    async def fail(_error: BaseException) -> None:
+        await conn.disconnect()
+
+    try:
+        return await conn.retry.call_with_retry(do, fail)
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
 
 
 class Batcher:
