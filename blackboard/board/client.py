@@ -131,19 +131,21 @@ class Board:
         writer and/or with a causation, fence or durability level applied to every write
         (``board.bind(durability="replicated")``: a level name takes the settings' replica
         count and timeout). Raises ValueError for an unknown level."""
-        view = Board(
-            self.redis,
-            self.name,
-            writer or self.writer,
-            self.settings,
-            causation=causation if causation is not None else self.causation,
-            fence=fence if fence is not None else self.fence,
-            rng=self._rng,
-            sleep=self._sleep,
-            schemas=self._schemas,
-            scope=self.keys_.scope,
-            durability=self.durability if durability is None else durability,
-        )
+        # a shallow copy, not a new Board: the connection, key names, settings, schemas,
+        # rng, sleep and the idempotency-key generator are shared (a shared prefix and counter
+        # keep generated keys unique across views); agents bind once or twice per activation
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        if writer is not None and writer != self.writer:
+            view.writer = writer
+            view._meta_cache = {}
+        if causation is not None:
+            view.causation = causation
+        if fence is not None:
+            view.fence = fence
+        if durability is not None:
+            view.durability = Durability.of(durability, self.settings)
+        view.forged_events = 0
         return view
 
     def schema(self, pattern: str, model: type[pydantic.BaseModel]) -> SchemaBinding:

@@ -317,9 +317,6 @@ class AgentRuntime:
         cause = Causation(act.id, act.depth, act.trace or None)
         fence = Fence("lease", self.queue, f"{act.entry_id}@{lease_ms}", self.name, GROUP)
         view = self.board.bind(causation=cause, fence=fence)
-        proposer = self.board.bind(
-            causation=cause, fence=Fence("claim", self.queue, act.entry_id, self.name, GROUP)
-        )
         limit_s = act.deadline
         own = type(self.agent).deadline
         if own is not None and own < limit_s:
@@ -356,6 +353,10 @@ class AgentRuntime:
             ops = staging.close()
             try:
                 for i, p in enumerate(staging.proposals, 1):
+                    proposer = self.board.bind(
+                        causation=cause,
+                        fence=Fence("claim", self.queue, act.entry_id, self.name, GROUP),
+                    )
                     await proposer.propose(
                         p.key, p.value, p.confidence, idempotency_key=f"{act.id}:p{i}"
                     )
