@@ -43,7 +43,7 @@ from blackboard.control.role_steering import ROLE_COMMANDS, RoleSteering
 from blackboard.control.rules import RuleIndex, compile_rules
 from blackboard.errors import BlackboardError, CorruptEntryError, StaleLeaseError
 from blackboard.settings import Settings
-from blackboard.store import codec, functions
+from blackboard.store import codec, functions, transport
 from blackboard.store.entry import Change
 from blackboard.store.lease import Lease
 
@@ -335,12 +335,13 @@ class Controller:
                 timeout = min(timeout, left)
         streams = {self.keys.log: ">", self.keys.outcomes: ">"}
         try:
-            reply: Any = await self.redis.xreadgroup(
+            reply = await transport.read_group(
+                self.redis,
                 GROUP,
                 CONSUMER,
-                streams,  # type: ignore[arg-type]
-                count=self.settings.controller_batch,
-                block=max(1, int(timeout * 1000)),
+                streams,
+                self.settings.controller_batch,
+                max(1, int(timeout * 1000)),
             )
         except RedisError as exc:
             raise wrap_redis_error(exc) from exc

@@ -225,11 +225,11 @@ class AgentRuntime:
         return done
 
     async def _read(self, count: int, block_ms: int) -> list[Activation]:
-        reply: Any = await self.redis.xreadgroup(
-            GROUP, self.name, {self.queue: ">"}, count=count, block=block_ms or None
+        reply = await transport.read_group(
+            self.redis, GROUP, self.name, {self.queue: ">"}, count, block_ms or None
         )
         out = []
-        for _stream, entries in reply or []:
+        for _stream, entries in reply:
             for entry_id, fields in entries:
                 act = self._parse(entry_id, fields, 1)
                 if act is not None:

@@ -54,6 +54,7 @@ __all__ = [
     "call",
     "is_missing",
     "load_library",
+    "read_group",
     "send",
     "send_write",
     "wrap_redis_error",
@@ -269,6 +270,53 @@ async def _call_packed(pool: Any, command: tuple[Any, ...]) -> Any:
         raise
     finally:
         await pool.release(conn)
+
+
+# one stream's entries as XREADGROUP returns them: (stream, [(entry id, fields or None)])
+StreamEntries = tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]
+
+
+async def read_group(
+    redis: Any,
+    group: str,
+    consumer: str,
+    streams: dict[str, str],
+    count: int,
+    block_ms: int | None = None,
+) -> list[StreamEntries]:
+    """XREADGROUP GROUP `group` `consumer` COUNT `count` [BLOCK `block_ms`] STREAMS ...:
+    each stream with entries, in redis-py's shape (names and ids as bytes, fields as a dict,
+    None for an entry deleted since it was delivered); [] when the block times out. Sent
+    as `call` sends a function call (hiredis-packed, the connection's retry policy): the
+    agents' and the controller's reads are one per wake-up, so redis-py's per-command
+    machinery and reply conversion would cost more than the read. Raises redis errors."""
+    pool = getattr(redis, "connection_pool", None)
+    if pool is None or getattr(redis, "single_connection_client", False):
+        reply: Any = await redis.xreadgroup(group, consumer, streams, count=count, block=block_ms)
+        return [(_b(name), list(entries)) for name, entries in reply or []]
+    command: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count]
+    if block_ms is not None:
+        command += ["BLOCK", block_ms]
+    command += ["STREAMS", *streams, *streams.values()]
+    raw = await _call_packed(pool, tuple(command))
+    if isinstance(raw, RedisError):
+        raise raw
+    out: list[StreamEntries] = []
+    for name, entries in raw.items() if isinstance(raw, dict) else raw or []:
+        out.append(
+            (
+                name,
+                [
+                    (eid, None if flat is None else dict(zip(flat[::2], flat[1::2], strict=True)))
+                    for eid, flat in entries
+                ],
+            )
+        )
+    return out
+
+
+def _b(x: Any) -> bytes:
+    return x if isinstance(x, bytes) else str(x).encode()
 
 
 class Batcher:
