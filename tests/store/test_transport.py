@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from redis.exceptions import ResponseError
 
 import blackboard
@@ -68,3 +70,68 @@ def test_wrap_redis_error_has_one_home() -> None:
     assert client.wrap_redis_error is transport.wrap_redis_error
     err = transport.wrap_redis_error(ResponseError("WRONGTYPE Operation"), "k")
     assert isinstance(err, blackboard.CorruptEntryError) and "k" in str(err)
+
+
+async def test_call_resends_after_its_connection_was_killed(
+    board: blackboard.Board, raw_redis: Any
+) -> None:
+    await board.put("k", 1)
+    # every connection of the board's client is closed by the server
+    killed = await raw_redis.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal")
+    assert int(killed) >= 1
+    entry = await board.put("k", 2)  # sent again under the connection's retry policy
+    assert entry.version == 2 and (await board.get("k")).value == 2  # type: ignore[union-attr]
+
+
+async def test_read_group_has_redis_pys_shape(board: blackboard.Board, raw_redis: Any) -> None:
+    stream = board.keys_.queue("tester")
+    await raw_redis.xgroup_create(stream, "g", id="0", mkstream=True)
+    ids = [await raw_redis.xadd(stream, {"f": str(i), "g": "x"}) for i in range(3)]
+    got = await transport.read_group(board.redis, "g", "c1", {stream: ">"}, count=2)
+    assert got == [(stream.encode(), [(i, {b"f": str(n).encode(), b"g": b"x"}) for n, i in
+                                      enumerate(ids[:2])])]  # fmt: skip
+    # the same request through redis-py gives the same entries
+    theirs = await raw_redis.xreadgroup("g", "c2", {stream: ">"}, count=5)
+    ours_next = [(ids[2], {b"f": b"2", b"g": b"x"})]
+    assert [(e[0], e[1]) for e in theirs[0][1]] == ours_next
+    # an entry deleted after delivery comes back as (id, None) from the pending list
+    await raw_redis.xdel(stream, ids[0])
+    pending = await transport.read_group(board.redis, "g", "c1", {stream: "0"}, count=10)
+    assert pending == [(stream.encode(), [(ids[0], None), (ids[1], {b"f": b"1", b"g": b"x"})])]
+    # a block that times out is []
+    assert await transport.read_group(board.redis, "g", "c1", {stream: ">"}, 10, 20) == []
+
+
+async def test_a_cancelled_blocking_read_leaves_no_reply_behind(
+    board: blackboard.Board, raw_redis: Any
+) -> None:
+    stream = board.keys_.queue("tester")
+    await raw_redis.xgroup_create(stream, "g", id="$", mkstream=True)
+    await board.put("k", 7)
+    task = asyncio.create_task(transport.read_group(board.redis, "g", "c", {stream: ">"}, 10, 5000))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await raw_redis.xadd(stream, {"late": "1"})  # the cancelled read would have returned it
+    for _ in range(5):  # each call reads its own reply, not the abandoned read's
+        got = await board.get("k")
+        assert got is not None and got.value == 7
+
+
+async def test_a_read_whose_connection_dies_is_sent_again(
+    board: blackboard.Board, raw_redis: Any
+) -> None:
+    stream = board.keys_.queue("tester")
+    await raw_redis.xgroup_create(stream, "g", id="$", mkstream=True)
+    task = asyncio.create_task(transport.read_group(board.redis, "g", "c", {stream: ">"}, 10, 3000))
+    await asyncio.sleep(0.2)  # blocked in the server now
+    clients = await raw_redis.execute_command("CLIENT", "LIST")
+    text = clients.decode() if isinstance(clients, bytes) else str(clients)
+    blocked = [line for line in text.splitlines() if "cmd=xreadgroup" in line]
+    assert len(blocked) == 1
+    await raw_redis.execute_command("CLIENT", "KILL", "ID", blocked[0].split()[0].split("=")[1])
+    await asyncio.sleep(0.3)  # reconnected and blocked again
+    entry_id = await raw_redis.xadd(stream, {"after": "kill"})
+    got = await asyncio.wait_for(task, 5)
+    assert got == [(stream.encode(), [(entry_id, {b"after": b"kill"})])]
