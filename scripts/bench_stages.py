@@ -62,16 +62,10 @@ def _child(what: str, url: str, board: str) -> None:
     print(f"CPU {asyncio.run(main())}")
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _round(tree: Path, tickets: int) -> list[tuple[float, float]]:
     """(client µs, server µs) per ticket for each step, on a fresh server."""
+    from bench_pipeline import _cpu_seconds
+
     import blackboard
 
     out: list[tuple[float, float]] = []
