@@ -61,6 +61,13 @@ class Procs:
         return self.start(name, "controller", "--name", name, "--log-level", "info")
 
     def stop_all(self) -> dict[str, int | None]:
+        # a process still importing has no SIGTERM handler yet (it would die with -15): wait
+        # until each has logged its first line (agents: "started", after the handler is set)
+        deadline = time.monotonic() + 15
+        for name, p in self.procs:
+            log = self.logs / f"{name}.log"
+            while p.poll() is None and not log.stat().st_size and time.monotonic() < deadline:
+                time.sleep(0.05)
         for _, p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
