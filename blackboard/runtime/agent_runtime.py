@@ -352,11 +352,12 @@ class AgentRuntime:
                 return await self._settle(act, "retry", f"{type(exc).__name__}: {exc}", "error")
             ops = staging.close()
             try:
-                for i, p in enumerate(staging.proposals, 1):
+                if staging.proposals:  # the proposal view only when there are proposals
                     proposer = self.board.bind(
                         causation=cause,
                         fence=Fence("claim", self.queue, act.entry_id, self.name, GROUP),
                     )
+                for i, p in enumerate(staging.proposals, 1):
                     await proposer.propose(
                         p.key, p.value, p.confidence, idempotency_key=f"{act.id}:p{i}"
                     )

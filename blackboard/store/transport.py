@@ -175,7 +175,7 @@ async def call(redis: Any, fn: Function, keys: Sequence[Any], args: Sequence[Any
 
     async def run(cmds: list[tuple[Any, ...]]) -> list[Any]:
         if lean:
-            return [await _call_packed(pool, cmds[0])]
+            return await _send_packed(pool, cmds, resend=True)
         try:
             return [await redis.execute_command(*cmds[0])]
         except ResponseError as exc:
@@ -225,10 +225,20 @@ async def _pipelined(redis: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         return list(await pipe.execute(raise_on_error=False))
 
 
-async def _send_packed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+async def _send_packed(
+    pool: Any, commands: list[tuple[Any, ...]], *, resend: bool = False
+) -> list[Any]:
+    """The commands packed by hiredis, written at once on one pooled connection, and their
+    replies read raw, in order (an error reply in place of its result, not raised): none of
+    redis-py's per-command machinery. With `resend`, under the connection's retry policy as
+    redis-py's own command path runs it (a connection or timeout error: disconnect, back
+    off, send again; safe for the write functions, whose idempotency keys make a resend a
+    replay): single calls and group reads. Any other exit, a cancelled wait included,
+    disconnects, so no reply is left behind for the connection's next user."""
     packed = b"".join(hiredis.pack_command(cmd) for cmd in commands)
     conn = await pool.get_connection()
-    try:
+
+    async def once() -> list[Any]:
         await conn.send_packed_command(packed, check_health=False)
         results: list[Any] = []
         for _ in commands:
@@ -236,35 +246,13 @@ async def _send_packed(pool: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
                 results.append(await conn.read_response())
             except ResponseError as exc:
                 results.append(exc)
-    except BaseException:
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
-    return results
-
-
-async def _call_packed(pool: Any, command: tuple[Any, ...]) -> Any:
-    """One command on a pooled connection, under the connection's retry policy as redis-py's
-    own command path runs it (a connection or timeout error: disconnect, back off, send
-    again; safe for the write functions, whose idempotency keys make a resend a replay), but
-    without redis-py's per-command machinery: packed by hiredis, the reply read raw. An
-    error reply is returned, not raised."""
-    packed = hiredis.pack_command(command)
-    conn = await pool.get_connection()
-
-    async def do() -> Any:
-        await conn.send_packed_command(packed, check_health=False)
-        try:
-            return await conn.read_response()
-        except ResponseError as exc:
-            return exc
+        return results
 
     async def fail(_error: BaseException) -> None:
         await conn.disconnect()
 
     try:
-        return await conn.retry.call_with_retry(do, fail)
+        return await (conn.retry.call_with_retry(once, fail) if resend else once())
     except BaseException:
         await conn.disconnect()
         raise
@@ -285,9 +273,10 @@ async def read_group(
     block_ms: int | None = None,
 ) -> list[StreamEntries]:
     """XREADGROUP GROUP `group` `consumer` COUNT `count` [BLOCK `block_ms`] STREAMS ...:
-    each stream with entries, in redis-py's shape (names and ids as bytes, fields as a dict,
-    None for an entry deleted since it was delivered); [] when the block times out. Sent
-    as `call` sends a function call (hiredis-packed, the connection's retry policy): the
+    each stream with entries, in redis-py's RESP2 shape whatever the protocol (names and ids
+    as bytes, fields as a dict), except that an entry deleted since it was delivered has
+    None for fields (redis-py: an empty dict); [] when the block times out. Sent
+    as `call` sends a function call (packed, under the connection's retry policy): the
     agents' and the controller's reads are one per wake-up, so redis-py's per-command
     machinery and reply conversion would cost more than the read. Raises redis errors."""
     pool = getattr(redis, "connection_pool", None)
@@ -298,7 +287,7 @@ async def read_group(
     if block_ms is not None:
         command += ["BLOCK", block_ms]
     command += ["STREAMS", *streams, *streams.values()]
-    raw = await _call_packed(pool, tuple(command))
+    [raw] = await _send_packed(pool, [tuple(command)], resend=True)
     if isinstance(raw, RedisError):
         raise raw
     out: list[StreamEntries] = []

@@ -129,3 +129,19 @@ def test_backoff_delay_is_bounded_full_jitter() -> None:
         for _ in range(20):
             d = backoff_delay(attempt, 0.001, 0.05, rng)
             assert 0 <= d <= min(0.05, 0.001 * 2**attempt)
+
+
+async def test_views_share_one_idempotency_key_generator_and_keep_their_own_settings(
+    board: blackboard.Board,
+) -> None:
+    a = board.bind(writer="a")
+    b = board.bind(writer="b", causation=blackboard.Causation("act-1"))
+    keys = [v.auto_idempotency_key() for v in (board, a, b, a, board)]
+    assert len(set(keys)) == 5  # no view can replay another's generated key
+    # writes through each view land as its own writer; the parent is untouched
+    await a.put("x", 1)
+    await b.put("x", 2)
+    await board.put("x", 3)
+    assert [e.writer for e in await board.history("x")] == ["tester", "b", "a"]
+    assert (board.writer, board.causation, a.causation) == ("tester", None, None)
+    assert b.causation == blackboard.Causation("act-1")

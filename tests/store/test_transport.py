@@ -7,12 +7,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 import blackboard
 from blackboard.board import client
 from blackboard.store import functions, transport
 from blackboard.store.durability import Durability
+from blackboard.store.server import RedisServer
 
 
 async def _drop_library(board: blackboard.Board) -> None:
@@ -83,23 +85,35 @@ async def test_call_resends_after_its_connection_was_killed(
     assert entry.version == 2 and (await board.get("k")).value == 2  # type: ignore[union-attr]
 
 
-async def test_read_group_has_redis_pys_shape(board: blackboard.Board, raw_redis: Any) -> None:
-    stream = board.keys_.queue("tester")
-    await raw_redis.xgroup_create(stream, "g", id="0", mkstream=True)
-    ids = [await raw_redis.xadd(stream, {"f": str(i), "g": "x"}) for i in range(3)]
-    got = await transport.read_group(board.redis, "g", "c1", {stream: ">"}, count=2)
-    assert got == [(stream.encode(), [(i, {b"f": str(n).encode(), b"g": b"x"}) for n, i in
-                                      enumerate(ids[:2])])]  # fmt: skip
-    # the same request through redis-py gives the same entries
-    theirs = await raw_redis.xreadgroup("g", "c2", {stream: ">"}, count=5)
-    ours_next = [(ids[2], {b"f": b"2", b"g": b"x"})]
-    assert [(e[0], e[1]) for e in theirs[0][1]] == ours_next
-    # an entry deleted after delivery comes back as (id, None) from the pending list
-    await raw_redis.xdel(stream, ids[0])
-    pending = await transport.read_group(board.redis, "g", "c1", {stream: "0"}, count=10)
-    assert pending == [(stream.encode(), [(ids[0], None), (ids[1], {b"f": b"1", b"g": b"x"})])]
-    # a block that times out is []
-    assert await transport.read_group(board.redis, "g", "c1", {stream: ">"}, 10, 20) == []
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_read_group_has_redis_pys_shape(
+    board: blackboard.Board, redis_server: RedisServer, protocol: int
+) -> None:
+    client: Any = Redis.from_url(redis_server.url, protocol=protocol)  # RESP2 and RESP3 replies
+    try:
+        stream = board.keys_.queue("tester")
+        await client.xgroup_create(stream, "g", id="0", mkstream=True)
+        ids = [await client.xadd(stream, {"f": str(i), "g": "x"}) for i in range(3)]
+        got = await transport.read_group(client, "g", "c1", {stream: ">"}, count=2)
+        assert got == [(stream.encode(), [(i, {b"f": str(n).encode(), b"g": b"x"}) for n, i in
+                                          enumerate(ids[:2])])]  # fmt: skip
+        # an entry deleted after delivery comes back as (id, None) from the pending list
+        await client.xdel(stream, ids[0])
+        pending = await transport.read_group(client, "g", "c1", {stream: "0"}, count=10)
+        assert pending == [(stream.encode(), [(ids[0], None), (ids[1], {b"f": b"1", b"g": b"x"})])]
+        # the same (non-destructive) read of the pending list through redis-py agrees
+        theirs = await client.xreadgroup("g", "c1", {stream: "0"}, count=10)
+        if protocol == 3:  # redis-py's RESP3 shape: {stream: [[entries]]}
+            theirs = [[name, entries[0]] for name, entries in theirs.items()]
+        # redis-py gives {} for a deleted entry, read_group None (nothing to mistake for fields)
+        normal = [(name, [(i, f or None) for i, f in entries]) for name, entries in theirs]
+        assert normal == pending
+        # the rest, then a block that times out: []
+        rest = await transport.read_group(client, "g", "c1", {stream: ">"}, 10, 20)
+        assert rest == [(stream.encode(), [(ids[2], {b"f": b"2", b"g": b"x"})])]
+        assert await transport.read_group(client, "g", "c1", {stream: ">"}, 10, 20) == []
+    finally:
+        await client.aclose()
 
 
 async def test_a_cancelled_blocking_read_leaves_no_reply_behind(
